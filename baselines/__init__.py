@@ -1,0 +1,5 @@
+"""The model zoo (imported as ovbench.baselines): one module per model, registered by name."""
+
+from .registry import available_models, get_model, register
+
+__all__ = ["available_models", "get_model", "register"]

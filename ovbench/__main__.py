@@ -1,0 +1,3 @@
+from ovbench.cli import main
+
+raise SystemExit(main())

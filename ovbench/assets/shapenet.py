@@ -1,0 +1,98 @@
+"""ShapeNetCore reader: v1 (`<synset>/<id>/model.obj`) and v2 (`<synset>/<id>/models/model_normalized.obj`).
+
+ShapeNet models are normalised to a unit diagonal, not metres; they are scaled to a typical length
+for the synset. Axes: both versions have +Y up; v1 faces +X, v2 faces -Z.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ovbench.errors import UserError
+
+from .meshes import Orientation
+
+V1 = Orientation(up="+y", front="+x")
+V2 = Orientation(up="+y", front="-z")
+V1_FILE = "model.obj"
+V2_FILE = "models/model_normalized.obj"
+
+# Used when the root has no taxonomy.json; names as ShapeNetCore spells them.
+KNOWN_SYNSETS = {"car": "02958343", "bus": "02924116", "motorcycle": "03790512",
+                 "bicycle": "02834778", "pickup": "02958343", "truck": "04490091"}
+# Rough real lengths (m) used to bring normalised models to metres.
+TYPICAL_LENGTH = {"02958343": 4.5, "02924116": 11.0, "03790512": 2.1, "02834778": 1.8,
+                  "04490091": 7.0}
+
+
+@dataclass(frozen=True)
+class ShapeNetModel:
+    model_id: str
+    path: Path
+    orientation: Orientation
+    length: float
+
+
+def _taxonomy_names(root: Path) -> dict[str, str]:
+    """Lower-case name → synset id from taxonomy.json (every comma-separated name of an entry)."""
+    path = root / "taxonomy.json"
+    if not path.is_file():
+        return dict(KNOWN_SYNSETS)
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from exc
+    names = {}
+    for entry in entries:
+        for name in str(entry.get("name", "")).split(","):
+            names.setdefault(name.strip().lower(), entry["synsetId"])
+    return names
+
+
+def resolve_synset(root: Path, synset: str) -> str:
+    """A synset id from an id (`02958343`) or a name (`car`)."""
+    if synset.isdigit():
+        return synset
+    names = _taxonomy_names(root)
+    key = synset.strip().lower()
+    if key not in names:
+        close = sorted(n for n in names if key in n)[:8]
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UserError(f"synset name {synset!r} not in {root}/taxonomy.json{hint}")
+    return names[key]
+
+
+def _model_file(folder: Path) -> tuple[Path, Orientation] | None:
+    if (folder / V1_FILE).is_file():
+        return folder / V1_FILE, V1
+    if (folder / V2_FILE).is_file():
+        return folder / V2_FILE, V2
+    found = sorted(folder.rglob("*.obj"))  # some v2 folders keep the OBJ elsewhere
+    if found:
+        return found[0], V2 if "models" in found[0].parts else V1
+    return None
+
+
+def list_models(root: Path, synset: str = "car") -> tuple[list[ShapeNetModel], list[str]]:
+    """The synset's models, sorted by id, and the ids of empty model folders that were skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"ShapeNet root not found: {root} (expected ShapeNetCore v1 or v2 there)")
+    synset_id = resolve_synset(root, synset)
+    folder = root / synset_id
+    if not folder.is_dir():
+        raise UserError(f"synset {synset_id} ({synset}) not found under {root}")
+    length = TYPICAL_LENGTH.get(synset_id, 4.5)
+    models, empty = [], []
+    for model_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        found = _model_file(model_dir)
+        if found is None:
+            empty.append(model_dir.name)
+            continue
+        models.append(ShapeNetModel(model_dir.name, found[0], found[1], length))
+    if not models:
+        raise UserError(f"synset {synset_id} under {root} has no models "
+                        f"({len(empty)} empty model folders)")
+    return models, empty

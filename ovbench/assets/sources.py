@@ -1,0 +1,83 @@
+"""Vehicle sources behind `--source procedural|shapenet:ROOT|meshes:DIR`, as picklable model refs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from ovbench.errors import UserError
+from ovbench.seeding import rng_for
+
+from . import shapenet
+from .meshes import Orientation, find_meshes, load_mesh
+from .procedural import VEHICLE_TYPES, build_vehicle
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One vehicle model: enough to build or load it in any process."""
+
+    model_id: str
+    source: str                       # procedural | shapenet:<synset> | meshes
+    path: str | None = None           # mesh file, for file sources
+    orientation: Orientation | None = None
+    length: float | None = None       # scale to this length in metres (normalised sources)
+    seed: int = 0                     # procedural seed
+
+
+@dataclass(frozen=True)
+class SourceListing:
+    models: list[ModelRef]
+    skipped: list[str]                # model ids skipped while listing (empty folders)
+    description: str                  # what was used, without absolute paths
+
+
+def _choose(items: list, count: int | None, seed: int) -> list:
+    """`count` items chosen by seed and kept in sorted order; all of them if count is None."""
+    if count is None or count >= len(items):
+        return items
+    picked = rng_for(seed, "choose-models").choice(len(items), size=count, replace=False)
+    return [items[i] for i in sorted(picked)]
+
+
+def list_source(spec: str, models: int | None, seed: int, synset: str = "car",
+                orientation: Orientation | None = None) -> SourceListing:
+    kind, _, location = spec.partition(":")
+    if models is not None and models < 1:
+        raise UserError(f"--models must be at least 1, got {models}")
+    if kind == "procedural":
+        count = 401 if models is None else models
+        refs = [ModelRef(f"{VEHICLE_TYPES[i % len(VEHICLE_TYPES)]}-{i:04d}", "procedural", seed=seed)
+                for i in range(count)]
+        return SourceListing(refs, [], f"procedural vehicles ({', '.join(VEHICLE_TYPES)})")
+    if kind == "shapenet" and location:
+        found, empty = shapenet.list_models(Path(location), synset)
+        synset_id = shapenet.resolve_synset(Path(location), synset)
+        refs = [ModelRef(m.model_id, f"shapenet:{synset_id}", str(m.path),
+                         orientation or m.orientation, m.length) for m in found]
+        return SourceListing(_choose(refs, models, seed), empty,
+                             f"ShapeNetCore synset {synset_id} ({len(found)} models)")
+    if kind == "meshes" and location:
+        folder = Path(location)
+        refs = [ModelRef(p.relative_to(folder).as_posix(), "meshes", str(p), orientation)
+                for p in find_meshes(folder)]
+        return SourceListing(_choose(refs, models, seed), [],
+                             f"mesh folder {folder.name} ({len(refs)} files)")
+    raise UserError(f"bad source {spec!r}: use procedural, shapenet:ROOT or meshes:DIR")
+
+
+def load_model(ref: ModelRef, with_materials: bool = True) -> trimesh.Trimesh:
+    """Build or load the model in the shared convention; MeshError if its file is unusable."""
+    if ref.source == "procedural":
+        index = int(ref.model_id.rsplit("-", 1)[1])
+        kind = VEHICLE_TYPES[index % len(VEHICLE_TYPES)]
+        return build_vehicle(kind, rng_for(ref.seed, "vehicle", index))
+    return load_mesh(Path(ref.path), ref.orientation, ref.length, with_materials=with_materials)
+
+
+def typical_extent(mesh: trimesh.Trimesh) -> float:
+    """Radius of the mesh's bounding sphere about its box centre."""
+    return float(np.linalg.norm(mesh.extents) / 2)

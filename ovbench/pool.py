@@ -1,0 +1,295 @@
+"""The 3D silhouette pool: vehicle models rendered from many viewpoints into one HDF5 file.
+
+"Visualizing the Invisible" fed its object discriminator 401 ShapeNet cars × 80 views = 32,080
+silhouettes. Work is sharded one model per shard: each shard is rendered by a worker and written
+atomically under `<out>.parts/`, so a killed run resumes where it stopped; the shards are then
+assembled in model order, so the file does not depend on the worker count.
+
+File layout: `masks` N×H×(W/8) uint8, bit-packed along W (attrs packed="bits", width=W), one mask
+per chunk; per silhouette `model_id`, `source`, `view`, `azimuth`, `elevation` (degrees),
+`distance` (metres), `bbox` (x, y, w, h in pixels); file attrs hold the config and version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from ovbench import __version__
+from ovbench.assets.meshes import Orientation
+from ovbench.assets.sources import ModelRef, list_source, load_model
+from ovbench.errors import MeshError, UserError
+from ovbench.executor import run_tasks
+from ovbench.fileio import atomic_path, check_writable, remove_stale_temporaries, write_json
+from ovbench.seeding import rng_for
+
+ELEVATION_RANGE = (0.0, 40.0)      # degrees above the horizon, street-level to raised views
+DISTANCE_JITTER = (1.05, 1.35)     # × the distance at which the bounding sphere just fits
+YFOV_DEGREES = 35.0
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    source: str = "procedural"
+    synset: str = "car"
+    models: int | None = None      # None: 401 procedural models, or every model of a file source
+    views: int = 80
+    size: int = 256
+    seed: int = 0
+    up: str | None = None          # source orientation override (file sources)
+    front: str | None = None
+
+    def orientation(self) -> Orientation | None:
+        if self.up is None and self.front is None:
+            return None
+        return Orientation(up=self.up or "+z", front=self.front or "+x")
+
+
+@dataclass(frozen=True)
+class View:
+    index: int
+    azimuth: float     # degrees, 0 = looking at the front (+X side)
+    elevation: float   # degrees
+    distance: float    # metres from the bounding-box centre
+
+
+@dataclass
+class PoolSummary:
+    path: Path
+    silhouettes: int
+    models: int
+    skipped: dict           # model id → reason
+    empty_views: int
+    seconds: float
+
+
+def view_grid(count: int) -> list[tuple[float, float]]:
+    """`count` (azimuth, elevation) pairs on a grid: up to 5 elevation rings, azimuths evenly spaced."""
+    rings = max(1, min(5, count // 16))
+    per_ring = math.ceil(count / rings)
+    elevations = np.linspace(*ELEVATION_RANGE, rings) if rings > 1 else [np.mean(ELEVATION_RANGE)]
+    return [(360.0 * (i % per_ring) / per_ring, float(elevations[i // per_ring]))
+            for i in range(count)]
+
+
+def plan_views(ref: ModelRef, radius: float, config: PoolConfig) -> list[View]:
+    fit = radius / math.sin(math.radians(YFOV_DEGREES) / 2)
+    jitter = rng_for(config.seed, "views", ref.source, ref.model_id).uniform(
+        *DISTANCE_JITTER, size=config.views)
+    return [View(i, az, el, float(fit * j))
+            for i, ((az, el), j) in enumerate(zip(view_grid(config.views), jitter))]
+
+
+def camera_for(view: View, target: np.ndarray):
+    from ovbench.renderers import Camera, look_at
+
+    az, el = math.radians(view.azimuth), math.radians(view.elevation)
+    direction = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+    return Camera(look_at(target + view.distance * direction, target), yfov=math.radians(YFOV_DEGREES))
+
+
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of the True pixels, inclusive extents; (0, 0, 0, 0) for an empty mask."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return (0, 0, 0, 0)
+    return (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+
+
+def render_silhouettes(mesh, views: list[View], size: int) -> np.ndarray:
+    """Exact silhouettes (V×size×size bool) of a mesh from each view, aimed at its box centre."""
+    from ovbench.renderers import SceneObject, shared_renderer
+
+    renderer = shared_renderer(size)
+    renderer.set_scene([SceneObject(mesh)])
+    target = mesh.bounds.mean(axis=0)
+    return np.stack([renderer.solo(camera_for(view, target), 0)[0] for view in views])
+
+
+def _shard_path(parts: Path, index: int) -> Path:
+    return parts / f"shard-{index:06d}.npz"
+
+
+def _render_shard(task: tuple) -> tuple[int, int, str]:
+    """Render one model's views into its shard file; returns (index, silhouettes, skip reason)."""
+    index, ref, config, parts = task
+    try:
+        mesh = load_model(ref, with_materials=False)
+        views = plan_views(ref, float(np.linalg.norm(mesh.extents) / 2), config)
+        masks = render_silhouettes(mesh, views, config.size)
+    except MeshError as exc:
+        views, masks, reason = [], np.zeros((0, config.size, config.size), bool), str(exc)
+    else:
+        reason = ""
+    keep = masks.reshape(len(masks), -1).any(axis=1)
+    if len(views) and not keep.any():
+        reason = f"{ref.model_id}: every view rendered empty"
+    views = [v for v, k in zip(views, keep) if k]
+    masks = masks[keep]
+    with atomic_path(_shard_path(parts, index)) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(
+            handle,
+            masks=np.packbits(masks, axis=-1),
+            view=np.array([v.index for v in views], np.int16),
+            azimuth=np.array([v.azimuth for v in views], np.float32),
+            elevation=np.array([v.elevation for v in views], np.float32),
+            distance=np.array([v.distance for v in views], np.float32),
+            bbox=np.array([mask_bbox(m) for m in masks], np.int32).reshape(-1, 4),
+            skipped=np.array(reason),
+            empty_views=np.array(int((~keep).sum()) if reason == "" else 0),
+        )
+    return index, len(views), reason
+
+
+def _config_record(config: PoolConfig, description: str) -> dict:
+    record = dataclasses.asdict(config)
+    record["source"] = config.source.split(":", 1)[0]  # no absolute paths in shared files
+    record["source_description"] = description
+    return record
+
+
+def _prepare_parts(parts: Path, record: dict, resume: bool) -> None:
+    config_file = parts / "config.json"
+    if parts.exists():
+        if not resume:
+            raise UserError(f"an interrupted run left {parts}; rerun with --resume to finish it, "
+                            "or delete that folder to start over")
+        saved = json.loads(config_file.read_text()) if config_file.exists() else {}
+        changed = sorted(k for k in record if saved.get(k) != record[k])
+        if changed:
+            raise UserError(f"--resume with different settings ({', '.join(changed)}) than the "
+                            f"interrupted run in {parts}; use the same settings or delete it")
+        remove_stale_temporaries(parts)
+    else:
+        try:
+            parts.mkdir()
+        except OSError as exc:
+            raise UserError(f"cannot write next to {parts.parent}: {exc.strerror}") from exc
+    write_json(config_file, record)
+
+
+def _assemble(parts: Path, out: Path, refs: list[ModelRef], record: dict) -> tuple[int, dict, int]:
+    """Concatenate the shards in model order into the HDF5 file (atomically)."""
+    size = record["size"]
+    skipped, empty_views, total = {}, 0, 0
+    with atomic_path(out) as tmp, h5py.File(tmp, "w", track_order=True) as h5:
+        masks = h5.create_dataset("masks", (0, size, size // 8), np.uint8, maxshape=(None, size, size // 8),
+                                  chunks=(1, size, size // 8), compression="gzip", compression_opts=4,
+                                  track_times=False)
+        masks.attrs.update(packed="bits", width=size, bitorder="big")
+        columns = {
+            "model_id": h5py.string_dtype(), "source": h5py.string_dtype(), "view": np.int16,
+            "azimuth": np.float32, "elevation": np.float32, "distance": np.float32,
+        }
+        for name, dtype in columns.items():
+            h5.create_dataset(name, (0,), dtype, maxshape=(None,), chunks=(4096,), track_times=False)
+        h5.create_dataset("bbox", (0, 4), np.int32, maxshape=(None, 4), chunks=(4096, 4),
+                          track_times=False)
+        for index, ref in enumerate(refs):
+            with np.load(_shard_path(parts, index)) as shard:
+                if str(shard["skipped"]):
+                    skipped[ref.model_id] = str(shard["skipped"])
+                    continue
+                count = len(shard["view"])
+                empty_views += int(shard["empty_views"])
+                for name in ("masks", "view", "azimuth", "elevation", "distance", "bbox"):
+                    h5[name].resize(total + count, axis=0)
+                    h5[name][total:] = shard[name]
+                for name, value in (("model_id", ref.model_id), ("source", ref.source)):
+                    h5[name].resize(total + count, axis=0)
+                    h5[name][total:] = [value] * count
+                total += count
+        h5.attrs.update(
+            ovbench_version=__version__, renderer="pyrender SEG pass (EGL)",
+            config=json.dumps(record, sort_keys=True), skipped=json.dumps(skipped, sort_keys=True),
+            yfov_degrees=YFOV_DEGREES, models=len(refs) - len(skipped), views=record["views"],
+            seed=record["seed"],
+        )
+    return total, skipped, empty_views
+
+
+def generate_pool(config: PoolConfig, out: Path, workers: int = 1, resume: bool = False,
+                  progress: bool = True) -> PoolSummary:
+    out = Path(out)
+    if config.views < 1 or config.size < 8 or config.size % 8:
+        raise UserError(f"--views must be ≥ 1 and --size a multiple of 8 (got {config.views}, {config.size})")
+    listing = list_source(config.source, config.models, config.seed, config.synset, config.orientation())
+    record = _config_record(config, listing.description)
+    started = time.perf_counter()
+    if out.exists():
+        if not resume:
+            raise UserError(f"{out} already exists; pass --resume to keep it, or delete it")
+        with h5py.File(out, "r") as h5:
+            if json.loads(h5.attrs["config"]) != record:
+                raise UserError(f"{out} was made with other settings; delete it or change --out")
+            return PoolSummary(out, len(h5["masks"]), int(h5.attrs["models"]),
+                               json.loads(h5.attrs["skipped"]), 0, 0.0)
+    check_writable(out)
+    parts = out.with_name(out.name + ".parts")
+    _prepare_parts(parts, record, resume)
+
+    todo = [(i, ref, config, parts) for i, ref in enumerate(listing.models)
+            if not _shard_path(parts, i).exists()]
+    bar = tqdm(total=len(listing.models) * config.views, unit="sil", desc="pool",
+               initial=(len(listing.models) - len(todo)) * config.views, disable=not progress)
+    with bar:
+        for _ in run_tasks(_render_shard, todo, workers):
+            bar.update(config.views)
+    total, skipped, empty_views = _assemble(parts, out, listing.models, record)
+    shutil.rmtree(parts)
+    used = len(listing.models) - len(skipped)
+    skipped.update({model_id: "empty model folder" for model_id in listing.skipped})
+    if total == 0:
+        out.unlink()
+        raise UserError(f"no usable models in {config.source}: all {len(skipped)} were skipped "
+                        f"({next(iter(skipped.values()), '')})")
+    return PoolSummary(out, total, used, skipped, empty_views, time.perf_counter() - started)
+
+
+class SilhouettePool:
+    """Random access to a pool file; `in_memory` loads the packed masks (H×W/8 bytes each) once."""
+
+    def __init__(self, path: Path, in_memory: bool = False):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UserError(f"silhouette pool not found: {self.path} (make one with `ovbench generate pool`)")
+        self._h5 = h5py.File(self.path, "r")
+        masks = self._h5["masks"]
+        if masks.attrs.get("packed") != "bits":
+            raise UserError(f"{self.path} is not an ovbench pool (no bit-packed masks)")
+        self.width = int(masks.attrs["width"])
+        self._masks = masks[()] if in_memory else masks
+        self.model_id = self._h5["model_id"].asstr()[()]
+        self.bbox = self._h5["bbox"][()]
+        self.azimuth = self._h5["azimuth"][()]
+        self.elevation = self._h5["elevation"][()]
+        self.distance = self._h5["distance"][()]
+        self.config = json.loads(self._h5.attrs["config"])
+
+    def __len__(self) -> int:
+        return len(self.bbox)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        packed = self._masks[index]
+        return np.unpackbits(packed, axis=-1, count=self.width).astype(bool)
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        return self[int(rng.integers(len(self)))]
+
+    def close(self) -> None:
+        self._h5.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

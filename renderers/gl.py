@@ -1,0 +1,45 @@
+"""Headless OpenGL set-up: EGL platform variables, and clear errors when GL is missing.
+
+The variables must be in the environment before pyrender (PyOpenGL) is first imported, and spawn
+workers inherit them from here, so importing this module is enough.
+"""
+
+import os
+
+from ovbench.errors import GLUnavailable
+
+APT_FIX = (
+    "apt-get install -y --no-install-recommends "
+    "libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0 libgl1"
+)
+
+# EGL works without a display, on Mesa's llvmpipe here and on NVIDIA's driver on GPU machines.
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+# llvmpipe's own threads slow 256-pixel renders down and make forked children unsafe.
+os.environ.setdefault("LP_NUM_THREADS", "0")
+
+
+def _explain(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if "Invalid device ID" in text or "EGL" in text or "swrast" in text:
+        what = "no EGL device (EGL vendor library or Mesa DRI driver missing)"
+    elif isinstance(exc, (ImportError, OSError)):
+        what = f"OpenGL libraries cannot be loaded ({text})"
+    else:
+        what = f"OpenGL context creation failed ({text})"
+    return f"headless OpenGL unavailable: {what}; install it with: {APT_FIX}"
+
+
+def offscreen_renderer(width: int, height: int):
+    """A pyrender OffscreenRenderer, or GLUnavailable with the line that fixes the machine."""
+    if os.environ["PYOPENGL_PLATFORM"] != "egl":
+        raise GLUnavailable(
+            f"PYOPENGL_PLATFORM={os.environ['PYOPENGL_PLATFORM']} is set; ovbench renders "
+            "headless through EGL: unset it or set PYOPENGL_PLATFORM=egl"
+        )
+    try:
+        import pyrender
+
+        return pyrender.OffscreenRenderer(width, height)
+    except Exception as exc:  # PyOpenGL raises many types for a missing driver
+        raise GLUnavailable(_explain(exc)) from exc

@@ -1,0 +1,137 @@
+"""Offscreen rendering of a scene of meshes: lit RGB, exact instance ids and depth, solo passes.
+
+Masks and depth come from pyrender's SEG pass, which pyrender draws with multisampling off, so
+they are exact (a colour or depth-only pass is multisampled and blurs silhouette edges).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+import trimesh
+
+from .gl import offscreen_renderer
+
+
+def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
+    """Camera-to-world pose (OpenGL: the camera looks down its -Z, +Y up) from eye to target."""
+    eye = np.asarray(eye, dtype=np.float64)
+    forward = np.asarray(target, dtype=np.float64) - eye
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, np.asarray(up, dtype=np.float64))
+    if np.linalg.norm(right) < 1e-9:  # looking straight along `up`: any right vector will do
+        right = np.cross(forward, (1.0, 0.0, 0.0))
+    right /= np.linalg.norm(right)
+    true_up = np.cross(right, forward)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, true_up, -forward, eye
+    return pose
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A pinhole camera: pose is camera-to-world (OpenGL convention), yfov in radians."""
+
+    pose: np.ndarray
+    yfov: float = np.radians(35.0)
+    znear: float = 0.05
+    zfar: float = 500.0
+
+    def focal_px(self, height: int) -> float:
+        return 0.5 * height / np.tan(0.5 * self.yfov)
+
+
+@dataclass
+class SceneObject:
+    """A mesh placed in the world; its colours come from the mesh's own visual."""
+
+    mesh: trimesh.Trimesh
+    pose: np.ndarray = field(default_factory=lambda: np.eye(4))
+
+
+@dataclass(frozen=True)
+class Lighting:
+    """A sun (directional light shining along `sun_direction`) plus ambient light."""
+
+    sun_direction: tuple = (-0.4, -0.3, -1.0)
+    sun_intensity: float = 3.0
+    ambient: float = 0.35
+
+
+def _seg_color(instance_id: int) -> tuple:
+    return (instance_id & 255, (instance_id >> 8) & 255, (instance_id >> 16) & 255)
+
+
+def _decode_ids(seg: np.ndarray) -> np.ndarray:
+    seg = seg.astype(np.int32)
+    return seg[..., 0] | (seg[..., 1] << 8) | (seg[..., 2] << 16)
+
+
+class Renderer:
+    """One OpenGL context; load a scene with `set_scene`, then render it from any camera."""
+
+    def __init__(self, width: int, height: int | None = None):
+        import pyrender  # after .gl has set the platform variables
+
+        self._pyrender = pyrender
+        self.width, self.height = int(width), int(height or width)
+        self._gl = offscreen_renderer(self.width, self.height)
+        self._scene = None
+        self._nodes: list = []
+        self._camera_node = None
+
+    def set_scene(self, objects: list[SceneObject], lighting: Lighting | None = None,
+                  background=(0.0, 0.0, 0.0)) -> None:
+        pr = self._pyrender
+        lighting = lighting or Lighting()
+        scene = pr.Scene(bg_color=(*background, 1.0), ambient_light=(lighting.ambient,) * 3)
+        self._nodes = []
+        for obj in objects:
+            smooth = obj.mesh.visual.kind != "face"  # face colours need flat shading
+            mesh = pr.Mesh.from_trimesh(obj.mesh, smooth=smooth)
+            self._nodes.append(scene.add(mesh, pose=obj.pose))
+        sun = pr.DirectionalLight(color=np.ones(3), intensity=lighting.sun_intensity)
+        scene.add(sun, pose=look_at((0, 0, 0), lighting.sun_direction))
+        self._camera_node = scene.add(pr.PerspectiveCamera(yfov=np.radians(35.0)))
+        self._scene = scene
+
+    def _aim(self, camera: Camera) -> None:
+        if self._scene is None:
+            raise RuntimeError("Renderer.set_scene must be called before rendering")
+        node = self._camera_node
+        node.camera.yfov, node.camera.znear, node.camera.zfar = camera.yfov, camera.znear, camera.zfar
+        node.camera.aspectRatio = self.width / self.height
+        self._scene.set_pose(node, camera.pose)
+
+    def _seg(self, camera: Camera, seg_map: dict):
+        self._aim(camera)
+        color, depth = self._gl.render(self._scene, self._pyrender.RenderFlags.SEG, seg_map)
+        return color, depth
+
+    def instances(self, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+        """Instance-id map (0 background, k for objects[k-1]) and linear depth (0 background)."""
+        seg_map = {node: _seg_color(k + 1) for k, node in enumerate(self._nodes)}
+        color, depth = self._seg(camera, seg_map)
+        return _decode_ids(color), depth
+
+    def solo(self, camera: Camera, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Object `index` alone: its amodal mask and its own depth (0 where it is absent)."""
+        _, depth = self._seg(camera, {self._nodes[index]: (255, 255, 255)})
+        return depth > 0, depth
+
+    def rgb(self, camera: Camera) -> np.ndarray:
+        """Lit colour image (uint8 H×W×3, antialiased; take masks and depth from the SEG passes)."""
+        self._aim(camera)
+        color, _ = self._gl.render(self._scene)
+        return color
+
+    def close(self) -> None:
+        self._gl.delete()
+
+
+@functools.lru_cache(maxsize=None)
+def shared_renderer(width: int, height: int | None = None) -> Renderer:
+    """The process's renderer for a size: contexts are costly, and one per process is safe."""
+    return Renderer(width, height)

@@ -29,6 +29,7 @@ from ovbench.assets.meshes import Orientation
 from ovbench.assets.sources import ModelRef, list_source, load_model
 from ovbench.errors import MeshError, UserError
 from ovbench.executor import run_tasks
+from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
 from ovbench.fileio import atomic_path, check_writable, remove_stale_temporaries, write_json
 from ovbench.seeding import rng_for
 
@@ -89,9 +90,7 @@ def plan_views(ref: ModelRef, radius: float, config: PoolConfig) -> list[View]:
             for i, ((az, el), j) in enumerate(zip(view_grid(config.views), jitter))]
 
 
-def camera_for(view: View, target: np.ndarray):
-    from ovbench.renderers import Camera, look_at
-
+def camera_for(view: View, target: np.ndarray) -> Camera:
     az, el = math.radians(view.azimuth), math.radians(view.elevation)
     direction = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
     return Camera(look_at(target + view.distance * direction, target), yfov=math.radians(YFOV_DEGREES))
@@ -107,8 +106,6 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 def render_silhouettes(mesh, views: list[View], size: int) -> np.ndarray:
     """Exact silhouettes (V×size×size bool) of a mesh from each view, aimed at its box centre."""
-    from ovbench.renderers import SceneObject, shared_renderer
-
     renderer = shared_renderer(size)
     renderer.set_scene([SceneObject(mesh)])
     target = mesh.bounds.mean(axis=0)
@@ -130,7 +127,7 @@ def _render_shard(task: tuple) -> tuple[int, int, str]:
         views, masks, reason = [], np.zeros((0, config.size, config.size), bool), str(exc)
     else:
         reason = ""
-    keep = masks.reshape(len(masks), -1).any(axis=1)
+    keep = masks.any(axis=(1, 2))
     if len(views) and not keep.any():
         reason = f"{ref.model_id}: every view rendered empty"
     views = [v for v, k in zip(views, keep) if k]
@@ -234,6 +231,7 @@ def generate_pool(config: PoolConfig, out: Path, workers: int = 1, resume: bool 
             return PoolSummary(out, len(h5["masks"]), int(h5.attrs["models"]),
                                json.loads(h5.attrs["skipped"]), 0, 0.0)
     check_writable(out)
+    shared_renderer(config.size)  # fail on missing GL before anything is written
     parts = out.with_name(out.name + ".parts")
     _prepare_parts(parts, record, resume)
 

@@ -1,0 +1,172 @@
+"""Procedural vehicles, mesh files and ShapeNetCore layouts, all brought into one convention."""
+
+import json
+
+import numpy as np
+import pytest
+import trimesh
+
+from conftest import box_with_nose, posed_for
+from ovbench.assets.meshes import GLTF, Orientation, find_meshes, load_mesh
+from ovbench.assets.procedural import VEHICLE_TYPES, build_vehicle
+from ovbench.assets.shapenet import list_models
+from ovbench.assets.sources import list_source, load_model
+from ovbench.errors import MeshError, UserError
+
+
+def assert_convention(mesh):
+    lo, hi = mesh.bounds
+    assert lo[2] == pytest.approx(0.0, abs=1e-9)                      # stands on z = 0
+    assert (lo[0] + hi[0]) == pytest.approx(0.0, abs=1e-9)            # centred in x
+    assert (lo[1] + hi[1]) == pytest.approx(0.0, abs=1e-9)            # centred in y
+
+
+def front_is_plus_x(mesh):
+    """The nose block of box_with_nose is the tallest part: its top sits at the +X end."""
+    top = mesh.vertices[:, 2] >= mesh.bounds[1, 2] - 1e-6
+    return mesh.vertices[top, 0].mean() > 0
+
+
+@pytest.mark.parametrize("kind", VEHICLE_TYPES)
+def test_procedural_vehicle_convention(kind):
+    mesh = build_vehicle(kind, np.random.default_rng(3))
+    assert_convention(mesh)
+    length, width, height = mesh.extents
+    assert length > width and 1.0 < height < 4.0 and 3.0 < length < 13.0
+    # Separate wheels: the parts touching the ground are the tyres, a pair per axle.
+    wheels = [part for part in mesh.split(only_watertight=False) if part.bounds[0, 2] < 1e-6]
+    assert len(wheels) >= 4 and len(wheels) % 2 == 0
+    for wheel in wheels:
+        assert wheel.extents[0] == pytest.approx(wheel.extents[2], rel=0.05)  # round side-on
+    colours = {tuple(c) for c in mesh.visual.face_colors.tolist()}
+    assert len(colours) >= 3  # paint, glass, tyres
+
+
+def test_procedural_vehicles_are_seeded():
+    a = build_vehicle("sedan", np.random.default_rng(7))
+    b = build_vehicle("sedan", np.random.default_rng(7))
+    c = build_vehicle("sedan", np.random.default_rng(8))
+    assert np.array_equal(a.vertices, b.vertices)
+    assert not np.allclose(a.extents, c.extents)
+
+
+def test_orientation_rotation_maps_axes():
+    rotation = Orientation(up="+y", front="-z").rotation()[:3, :3]
+    np.testing.assert_allclose(rotation @ (0, 1, 0), (0, 0, 1))
+    np.testing.assert_allclose(rotation @ (0, 0, -1), (1, 0, 0))
+    assert np.linalg.det(rotation) == pytest.approx(1.0)
+    with pytest.raises(UserError):
+        Orientation(up="+y", front="-y").rotation()
+    with pytest.raises(UserError):
+        Orientation(up="up", front="+x").rotation()
+
+
+@pytest.mark.parametrize("suffix", [".obj", ".ply", ".stl", ".glb"])
+@pytest.mark.parametrize("up,front", [("+y", "-z"), ("+z", "+x"), ("+y", "+x")])
+def test_mesh_files_are_turned_into_the_convention(tmp_path, suffix, up, front):
+    native = box_with_nose()
+    path = tmp_path / f"model{suffix}"
+    posed_for(native, up, front).export(path)
+    mesh = load_mesh(path, Orientation(up=up, front=front))
+    assert_convention(mesh)
+    np.testing.assert_allclose(mesh.extents, native.extents, atol=1e-5)
+    assert front_is_plus_x(mesh)
+
+
+def test_gltf_scene_graph_is_applied_and_gltf_axes_are_the_default(tmp_path):
+    # Two parts placed by node transforms, in glTF's +Y up / +Z front convention.
+    scene = trimesh.Scene()
+    scene.add_geometry(trimesh.creation.box(extents=(1.0, 1.0, 1.0)), node_name="a")
+    shifted = trimesh.transformations.translation_matrix((0.0, 0.0, 5.0))  # 5 m toward the front
+    scene.add_geometry(trimesh.creation.box(extents=(1.0, 2.0, 1.0)), node_name="b",
+                       transform=shifted)
+    path = tmp_path / "two-parts.glb"
+    scene.export(path)
+    mesh = load_mesh(path)  # glTF default orientation
+    assert GLTF == Orientation(up="+y", front="+z")
+    np.testing.assert_allclose(mesh.extents, (6.0, 1.0, 2.0), atol=1e-6)
+    assert_convention(mesh)
+    tall = mesh.vertices[:, 2] > 1.5
+    assert mesh.vertices[tall, 0].min() > 0  # the taller part, moved to the front, is at +X
+
+
+def test_length_scaling(tmp_path):
+    path = tmp_path / "m.obj"
+    box_with_nose().export(path)
+    mesh = load_mesh(path, length=8.0)
+    assert mesh.extents[0] == pytest.approx(8.0)
+    assert mesh.extents[1] / mesh.extents[0] == pytest.approx(1.6 / 4.0)
+
+
+def test_corrupt_and_empty_meshes_raise(tmp_path):
+    (tmp_path / "garbage.ply").write_bytes(b"ply\nformat nonsense\n\x00\x01")
+    (tmp_path / "empty.obj").write_text("# no geometry\n")
+    (tmp_path / "points.obj").write_text("v 0 0 0\nv 1 0 0\n")
+    for name in ("garbage.ply", "empty.obj", "points.obj"):
+        with pytest.raises(MeshError):
+            load_mesh(tmp_path / name)
+    with pytest.raises(UserError, match="not found"):
+        find_meshes(tmp_path / "missing")
+    (tmp_path / "textures").mkdir()
+    (tmp_path / "textures" / "paint.png").write_bytes(b"")
+    with pytest.raises(UserError, match="no mesh files"):
+        find_meshes(tmp_path / "textures")
+
+
+def make_shapenet(root, version: int, synset="02958343", models=3, empty=1, taxonomy=True):
+    """A ShapeNetCore tree of `box_with_nose` models in the version's own axes."""
+    up, front = ("+y", "+x") if version == 1 else ("+y", "-z")
+    for i in range(models):
+        folder = root / synset / f"model{i:02d}"
+        target = folder / ("model.obj" if version == 1 else "models/model_normalized.obj")
+        target.parent.mkdir(parents=True)
+        mesh = box_with_nose(extents=(4.0 + i, 1.6, 1.2))
+        mesh.apply_scale(1.0 / np.linalg.norm(mesh.extents))  # ShapeNet's unit diagonal
+        posed_for(mesh, up, front).export(target)
+    for i in range(empty):
+        (root / synset / f"empty{i:02d}").mkdir(parents=True)
+    if taxonomy:
+        (root / "taxonomy.json").write_text(json.dumps([
+            {"synsetId": synset, "name": "car,auto,automobile,machine,motorcar", "children": []},
+            {"synsetId": "02924116", "name": "bus,autobus,coach", "children": []},
+        ]))
+    return root
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("synset", ["02958343", "car", "automobile"])
+def test_shapenet_versions_and_synset_names(tmp_path, version, synset):
+    root = make_shapenet(tmp_path / f"ShapeNetCore.v{version}", version)
+    models, empty = list_models(root, synset)
+    assert [m.model_id for m in models] == ["model00", "model01", "model02"]
+    assert empty == ["empty00"]
+    listing = list_source(f"shapenet:{root}", None, 0, synset)
+    mesh = load_model(listing.models[1])
+    assert_convention(mesh)
+    assert front_is_plus_x(mesh)
+    assert mesh.extents[0] == pytest.approx(4.5)        # scaled to a car's length in metres
+    assert mesh.extents[1] < mesh.extents[0] and mesh.extents[2] < mesh.extents[0]
+    assert str(root) not in listing.description
+
+
+def test_shapenet_bad_input(tmp_path):
+    with pytest.raises(UserError, match="ShapeNet root not found"):
+        list_models(tmp_path / "nowhere", "car")
+    root = make_shapenet(tmp_path / "sn", 2, models=0, empty=2)
+    with pytest.raises(UserError, match="no models"):
+        list_models(root, "car")
+    with pytest.raises(UserError, match="not in"):
+        list_models(root, "spaceship")
+    with pytest.raises(UserError, match="not found"):
+        list_models(root, "bus")  # in the taxonomy, but not on disk
+
+
+def test_model_subset_is_seeded_and_sorted(tmp_path):
+    for i in range(6):
+        box_with_nose().export(tmp_path / f"m{i}.obj")
+    a = list_source(f"meshes:{tmp_path}", 3, seed=1).models
+    b = list_source(f"meshes:{tmp_path}", 3, seed=1).models
+    assert a == b and len(a) == 3
+    assert [m.model_id for m in a] == sorted(m.model_id for m in a)
+    with pytest.raises(UserError, match="bad source"):
+        list_source("blender:x", None, 0)

@@ -1,0 +1,87 @@
+"""The renderer against pinhole geometry computed by hand."""
+
+import math
+
+import numpy as np
+import pytest
+import trimesh
+from scipy.ndimage import binary_erosion
+
+from ovbench.renderers import Camera, Renderer, SceneObject, look_at
+
+SIZE = 128
+YFOV = math.radians(35.0)
+FOCAL = (SIZE / 2) / math.tan(YFOV / 2)
+
+
+def covered_pixels(lo: float, hi: float) -> np.ndarray:
+    """Pixels whose centre (i + 0.5) lies strictly inside the projected interval [lo, hi]."""
+    i = np.arange(SIZE)
+    return i[(i + 0.5 > lo) & (i + 0.5 < hi)]
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    r = Renderer(SIZE)
+    yield r
+    r.close()
+
+
+def test_box_face_covers_its_projected_extent(renderer):
+    # A 2 m cube at the origin seen along -X from 11 m: its near face (x = 1) is 10 m away.
+    renderer.set_scene([SceneObject(trimesh.creation.box(extents=(2.0, 2.0, 2.0)))])
+    camera = Camera(look_at((11.0, 0.0, 0.0), (0.0, 0.0, 0.0)), yfov=YFOV)
+    mask, depth = renderer.solo(camera, 0)
+    half = FOCAL * 1.0 / 10.0
+    expected = covered_pixels(SIZE / 2 - half, SIZE / 2 + half)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    np.testing.assert_array_equal(rows, expected)
+    np.testing.assert_array_equal(cols, expected)
+    assert mask.sum() == len(expected) ** 2
+    # z-depth of a face perpendicular to the optical axis is its distance.
+    np.testing.assert_allclose(depth[mask], 10.0, rtol=1e-4)
+    assert np.all(depth[~mask] == 0)
+
+
+def test_instances_solo_and_occlusion(renderer):
+    front = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+    back = trimesh.creation.box(extents=(1.0, 3.0, 1.0))
+    back_pose = np.eye(4)
+    back_pose[0, 3] = -3.0  # 3 m further from a camera on +X
+    renderer.set_scene([SceneObject(front), SceneObject(back, back_pose)])
+    camera = Camera(look_at((10.0, 0.0, 0.0), (0.0, 0.0, 0.0)), yfov=YFOV)
+    ids, depth = renderer.instances(camera)
+    front_mask, front_depth = renderer.solo(camera, 0)
+    back_mask, back_depth = renderer.solo(camera, 1)
+
+    # Front box: near face at 9.5 m, half-size 0.5 m.
+    half = FOCAL * 0.5 / 9.5
+    expected = covered_pixels(SIZE / 2 - half, SIZE / 2 + half)
+    np.testing.assert_array_equal(np.flatnonzero(front_mask.any(0)), expected)
+    # Back box, amodal: near face at 12.5 m, 3 m wide, 1 m tall.
+    wide, tall = FOCAL * 1.5 / 12.5, FOCAL * 0.5 / 12.5
+    np.testing.assert_array_equal(np.flatnonzero(back_mask.any(0)),
+                                  covered_pixels(SIZE / 2 - wide, SIZE / 2 + wide))
+    np.testing.assert_array_equal(np.flatnonzero(back_mask.any(1)),
+                                  covered_pixels(SIZE / 2 - tall, SIZE / 2 + tall))
+    # The front box hides the middle of the back box: ids follow depth.
+    assert np.array_equal(ids == 1, front_mask)
+    assert np.array_equal(ids == 2, back_mask & ~front_mask)
+    visible_back = back_mask & (back_depth == depth)
+    assert np.array_equal(visible_back, ids == 2)
+    np.testing.assert_allclose(depth[ids == 1], 9.5, rtol=1e-4)
+    np.testing.assert_allclose(depth[ids == 2], 12.5, rtol=1e-4)
+
+
+def test_rgb_is_lit_and_background_kept(renderer):
+    box = trimesh.creation.box(extents=(2.0, 2.0, 2.0))
+    box.visual.face_colors = (200, 30, 30, 255)
+    renderer.set_scene([SceneObject(box)], background=(0.0, 0.0, 1.0))
+    camera = Camera(look_at((8.0, 3.0, 4.0), (0.0, 0.0, 0.0)), yfov=YFOV)
+    image = renderer.rgb(camera)
+    ids, _ = renderer.instances(camera)
+    assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
+    assert np.all(image[0, 0] == (0, 0, 255))
+    # Edge pixels are antialiased against the background; the interior is red paint.
+    inside = image[binary_erosion(ids == 1, iterations=2)].astype(int)
+    assert len(inside) > 100 and np.all(inside[:, 0] > inside[:, 2])

@@ -18,7 +18,8 @@ def run_tasks(fn: Callable, tasks: Iterable, workers: int = 1) -> Iterator:
             yield fn(task)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
         pending = set()
         for task in tasks:
             pending.add(pool.submit(fn, task))
@@ -28,3 +29,6 @@ def run_tasks(fn: Callable, tasks: Iterable, workers: int = 1) -> Iterator:
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             yield from (future.result() for future in done)
+    finally:
+        # On an error (or the consumer stopping early) queued tasks are dropped, not run.
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from ovbench import __version__
 from ovbench.assets.meshes import Orientation
 from ovbench.assets.sources import ModelRef, list_source, load_model
-from ovbench.errors import MeshError, UserError
+from ovbench.errors import GLUnavailable, MeshError, UserError
 from ovbench.executor import run_tasks
 from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
 from ovbench.fileio import atomic_path, check_writable, remove_stale_temporaries, write_json
@@ -231,17 +231,22 @@ def generate_pool(config: PoolConfig, out: Path, workers: int = 1, resume: bool 
             return PoolSummary(out, len(h5["masks"]), int(h5.attrs["models"]),
                                json.loads(h5.attrs["skipped"]), 0, 0.0)
     check_writable(out)
-    shared_renderer(config.size)  # fail on missing GL before anything is written
     parts = out.with_name(out.name + ".parts")
+    fresh = not parts.exists()
     _prepare_parts(parts, record, resume)
 
     todo = [(i, ref, config, parts) for i, ref in enumerate(listing.models)
             if not _shard_path(parts, i).exists()]
     bar = tqdm(total=len(listing.models) * config.views, unit="sil", desc="pool",
                initial=(len(listing.models) - len(todo)) * config.views, disable=not progress)
-    with bar:
-        for _ in run_tasks(_render_shard, todo, workers):
-            bar.update(config.views)
+    try:
+        with bar:
+            for _ in run_tasks(_render_shard, todo, workers):
+                bar.update(config.views)
+    except GLUnavailable:
+        if fresh:  # nothing was rendered: leave nothing behind
+            shutil.rmtree(parts)
+        raise
     total, skipped, empty_views = _assemble(parts, out, listing.models, record)
     shutil.rmtree(parts)
     used = len(listing.models) - len(skipped)

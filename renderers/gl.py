@@ -17,6 +17,8 @@ APT_FIX = (
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 # llvmpipe's own threads slow 256-pixel renders down and make forked children unsafe.
 os.environ.setdefault("LP_NUM_THREADS", "0")
+# pyrender imports its viewer, hence pyglet's window module, which otherwise needs X11 libraries.
+os.environ.setdefault("PYGLET_HEADLESS", "true")
 
 
 def _explain(exc: BaseException) -> str:
@@ -30,8 +32,8 @@ def _explain(exc: BaseException) -> str:
     return f"headless OpenGL unavailable: {what}; install it with: {APT_FIX}"
 
 
-def offscreen_renderer(width: int, height: int):
-    """A pyrender OffscreenRenderer, or GLUnavailable with the line that fixes the machine."""
+def import_pyrender():
+    """The pyrender module, or GLUnavailable with the line that fixes the machine."""
     if os.environ["PYOPENGL_PLATFORM"] != "egl":
         raise GLUnavailable(
             f"PYOPENGL_PLATFORM={os.environ['PYOPENGL_PLATFORM']} is set; ovbench renders "
@@ -39,7 +41,15 @@ def offscreen_renderer(width: int, height: int):
         )
     try:
         import pyrender
+    except Exception as exc:  # PyOpenGL and pyglet raise many types for missing libraries
+        raise GLUnavailable(_explain(exc)) from exc
+    return pyrender
 
+
+def offscreen_renderer(width: int, height: int):
+    """A pyrender OffscreenRenderer, or GLUnavailable with the line that fixes the machine."""
+    pyrender = import_pyrender()
+    try:
         return pyrender.OffscreenRenderer(width, height)
     except Exception as exc:  # PyOpenGL raises many types for a missing driver
         raise GLUnavailable(_explain(exc)) from exc

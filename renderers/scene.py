@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import trimesh
 
-from .gl import offscreen_renderer
+from .gl import import_pyrender, offscreen_renderer
 
 
 def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
@@ -73,9 +73,7 @@ class Renderer:
     """One OpenGL context; load a scene with `set_scene`, then render it from any camera."""
 
     def __init__(self, width: int, height: int | None = None):
-        import pyrender  # after .gl has set the platform variables
-
-        self._pyrender = pyrender
+        self._pyrender = import_pyrender()
         self.width, self.height = int(width), int(height or width)
         self._gl = offscreen_renderer(self.width, self.height)
         self._scene = None

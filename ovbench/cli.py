@@ -13,6 +13,7 @@ from ovbench.errors import UserError
 DEFAULT_DATA = Path("ovbench-data")
 # `ovbench generate` with no stage: demo-size data, fully offline.
 DEMO_POOL = {"models": 28, "views": 40}
+DEMO_OVD = {"splits": (("train", 200), ("test", 50))}
 
 
 def _add_generator_options(parser: argparse.ArgumentParser, out_help: str, out_default=None) -> None:
@@ -40,6 +41,37 @@ def _pool_parser(stages) -> None:
     _add_generator_options(pool, "output file (default ovbench-data/pool.h5)", DEFAULT_DATA / "pool.h5")
 
 
+def _ovd_parser(stages) -> None:
+    ovd = stages.add_parser(
+        "ovd", help="OVD-style occlusion composites → dataset folder",
+        description="Paste occluders over whole vehicles: exact amodal masks and hidden appearance.")
+    ovd.add_argument("--base", default="builtin",
+                     help="whole vehicles: builtin (default) | coco:ANN.json:IMAGES_DIR | dir:DIR "
+                          "(images with NAME.mask.png beside them)")
+    ovd.add_argument("--base-categories", default="car,truck,bus",
+                     help="COCO categories taken as bases (default car,truck,bus)")
+    ovd.add_argument("--base-min-size", type=int, default=32,
+                     help="smallest base instance, box side in pixels (default 32)")
+    ovd.add_argument("--occluders", default="builtin",
+                     help="builtin (default) | coco:ANN.json:IMAGES_DIR | dir:DIR of RGBA PNG cut-outs")
+    ovd.add_argument("--occluder-categories", default="person,bicycle,motorcycle,car,truck,bus",
+                     help="COCO categories cut out as occluders")
+    ovd.add_argument("--occluder-min-size", type=int, default=16,
+                     help="smallest occluder instance, box side in pixels (default 16)")
+    ovd.add_argument("--occluder-bank", type=int, default=None,
+                     help="cut-outs to draw from (default: half the images, 64-400, for builtin; "
+                          "all instances for COCO/dir)")
+    ovd.add_argument("--max-occluders", type=int, default=3, help="occluders per image: 1..N (default 3)")
+    ovd.add_argument("--occlusion", default="0.1:0.7", help="target occluded share LOW:HIGH (default 0.1:0.7)")
+    ovd.add_argument("--harmonize", default="reinhard", help="none | reinhard (default)")
+    ovd.add_argument("--splits", default="train=200,test=50", help="images per split (default train=200,test=50)")
+    ovd.add_argument("--reuse", type=int, default=2,
+                     help="composites per built-in base vehicle (default 2, as OVD)")
+    ovd.add_argument("--min-visible", type=int, default=10, help="fewest visible vehicle pixels (default 10)")
+    ovd.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    _add_generator_options(ovd, "output folder (default ovbench-data/ovd)", DEFAULT_DATA / "ovd")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ovbench", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ovbench {__version__}")
@@ -52,6 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
                            DEFAULT_DATA)
     stages = generate.add_subparsers(dest="stage")
     _pool_parser(stages)
+    _ovd_parser(stages)
+
+    validate = commands.add_parser("validate", help="check a dataset folder's checksums and invariants")
+    validate.add_argument("dir", type=Path)
+
+    show = commands.add_parser("show", help="contact sheet: input, visible (blue), invisible (red), appearance")
+    show.add_argument("dir", type=Path)
+    show.add_argument("-o", "--out", type=Path, default=Path("sheet.png"))
+    show.add_argument("--split", default=None, help="split to show (default: the first)")
+    show.add_argument("--count", type=int, default=8, help="images (default 8)")
+    show.add_argument("--seed", type=int, default=0)
+
+    convert = commands.add_parser("convert", help="write the annotations in another dataset's layout")
+    convert.add_argument("dir", type=Path)
+    convert.add_argument("--to", required=True, choices=["cocoa", "kins2020"])
+    convert.add_argument("-o", "--out", type=Path, required=True, help="output folder: <split>.json each")
 
     commands.add_parser("models", help="list the model zoo")
     return parser
@@ -69,11 +117,46 @@ def _print_pool_summary(summary) -> None:
         print(f"dropped {summary.empty_views} empty views", file=sys.stderr)
 
 
+def _print_dataset_summary(summary) -> None:
+    images = sum(c["images"] for c in summary.counts.values())
+    splits = ", ".join(f"{name} {c['images']:,}" for name, c in summary.counts.items())
+    rate = f" ({images / summary.seconds:,.1f} img/s)" if summary.seconds else " (already complete)"
+    print(f"{images:,} images ({splits}) in {summary.seconds:.1f} s{rate}, mean occlusion "
+          f"{summary.mean_occlusion:.2f} → {summary.path}")
+    if summary.rejected:
+        print("bases rejected: " + ", ".join(f"{n} {why}" for why, n in summary.rejected.items()),
+              file=sys.stderr)
+
+
+def _ovd_config(args, **overrides):
+    from ovbench.ovd import OvdConfig, parse_range, parse_splits
+
+    fields = dict(
+        base=args.base, base_categories=tuple(_names(args.base_categories)),
+        base_min_size=args.base_min_size, occluders=args.occluders,
+        occluder_categories=tuple(_names(args.occluder_categories)),
+        occluder_min_size=args.occluder_min_size, occluder_bank=args.occluder_bank,
+        max_occluders=args.max_occluders, occlusion=parse_range(args.occlusion),
+        harmonize=args.harmonize, splits=parse_splits(args.splits), size=args.size, seed=args.seed,
+        reuse=args.reuse, min_visible=args.min_visible,
+    ) if args is not None else {}
+    return OvdConfig(**{**fields, **overrides})
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _generate(args) -> None:
+    from ovbench.ovd import generate_ovd
     from ovbench.pool import PoolConfig, generate_pool
 
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
+    if args.stage == "ovd":
+        _print_dataset_summary(generate_ovd(_ovd_config(args), args.out, args.workers, args.resume,
+                                            progress=not args.quiet))
+        return
     if args.stage == "pool":
         config = PoolConfig(source=args.source, synset=args.synset, models=args.models,
                             views=args.views, size=args.size, seed=args.seed, up=args.up,
@@ -86,6 +169,9 @@ def _generate(args) -> None:
     config = PoolConfig(seed=args.seed, **DEMO_POOL)
     _print_pool_summary(generate_pool(config, args.out / "pool.h5", args.workers, resume=True,
                                       progress=not args.quiet))
+    ovd = _ovd_config(None, seed=args.seed, **DEMO_OVD)
+    _print_dataset_summary(generate_ovd(ovd, args.out / "ovd", args.workers, resume=True,
+                                        progress=not args.quiet))
 
 
 def _models(_args) -> None:
@@ -98,9 +184,41 @@ def _models(_args) -> None:
         print(f"{name:12s} {(factory.__doc__ or '').strip().splitlines()[0]}")
 
 
+def _validate(args) -> None:
+    from ovbench.validate import validate
+
+    report = validate(args.dir)
+    if report.count:
+        for problem in report.problems:
+            print(problem, file=sys.stderr)
+        more = report.count - len(report.problems)
+        raise ValidationFailed(f"{args.dir}: {report.count} violations" +
+                               (f" ({more} not shown)" if more else ""))
+    print(f"{args.dir}: valid")
+
+
+class ValidationFailed(UserError):
+    exit_code = 1
+
+
+def _show(args) -> None:
+    from ovbench.show import contact_sheet
+
+    contact_sheet(args.dir, args.split, args.count, args.seed).save(args.out)
+    print(f"contact sheet → {args.out}")
+
+
+def _convert(args) -> None:
+    from ovbench.convert import convert
+
+    for path in convert(args.dir, args.to, args.out):
+        print(f"{args.to} → {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"generate": _generate, "models": _models}
+    handlers = {"generate": _generate, "models": _models, "validate": _validate, "show": _show,
+                "convert": _convert}
     try:
         handlers[args.command](args)
     except UserError as exc:

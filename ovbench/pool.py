@@ -30,6 +30,7 @@ from ovbench.assets.sources import ModelRef, list_source, load_model
 from ovbench.errors import GLUnavailable, MeshError, UserError
 from ovbench.executor import run_tasks
 from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
+from ovbench import masks as masks_lib
 from ovbench.fileio import atomic_path, check_writable, remove_stale_temporaries, write_json
 from ovbench.seeding import rng_for
 
@@ -96,14 +97,6 @@ def camera_for(view: View, target: np.ndarray) -> Camera:
     return Camera(look_at(target + view.distance * direction, target), yfov=math.radians(YFOV_DEGREES))
 
 
-def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """(x, y, w, h) of the True pixels, inclusive extents; (0, 0, 0, 0) for an empty mask."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return (0, 0, 0, 0)
-    return (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
-
-
 def render_silhouettes(mesh, views: list[View], size: int) -> np.ndarray:
     """Exact silhouettes (V×size×size bool) of a mesh from each view, aimed at its box centre."""
     renderer = shared_renderer(size)
@@ -140,7 +133,7 @@ def _render_shard(task: tuple) -> tuple[int, int, str]:
             azimuth=np.array([v.azimuth for v in views], np.float32),
             elevation=np.array([v.elevation for v in views], np.float32),
             distance=np.array([v.distance for v in views], np.float32),
-            bbox=np.array([mask_bbox(m) for m in masks], np.int32).reshape(-1, 4),
+            bbox=np.array([masks_lib.bbox(m) for m in masks], np.int32).reshape(-1, 4),
             skipped=np.array(reason),
             empty_views=np.array(int((~keep).sum()) if reason == "" else 0),
         )

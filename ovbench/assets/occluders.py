@@ -1,0 +1,163 @@
+"""Built-in 3D occluders and street set dressing, in the shared convention (metres, +Z up, on z = 0).
+
+Occluders: people-like figures, poles, signs, boxes, bins, bicycles and other vehicles. Street
+dressing: a road ground plane with lane markings and a kerb, and building blocks behind the scene.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import trimesh
+
+from .procedural import VEHICLE_TYPES, build_vehicle
+
+OCCLUDER_KINDS = ("person", "pole", "sign", "box", "bin", "bicycle", "vehicle")
+CLOTHES = np.array([(30, 30, 35), (70, 40, 30), (40, 60, 110), (150, 30, 40), (200, 200, 190),
+                    (90, 110, 60), (120, 120, 125), (210, 160, 60)], dtype=np.float64)
+SKIN = np.array([(240, 200, 170), (200, 150, 110), (140, 95, 60), (90, 60, 40)], dtype=np.float64)
+
+
+def _coloured(mesh: trimesh.Trimesh, rgb) -> trimesh.Trimesh:
+    mesh.visual.face_colors = np.append(np.clip(np.round(rgb), 0, 255), 255).astype(np.uint8)
+    return mesh
+
+
+def _pick(palette: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return palette[rng.integers(len(palette))] + rng.normal(0, 10, 3)
+
+
+def _cylinder(radius, height, z0, rgb, x=0.0, y=0.0, sections=12) -> trimesh.Trimesh:
+    mesh = trimesh.creation.cylinder(radius=radius, height=height, sections=sections)
+    mesh.apply_translation((x, y, z0 + height / 2))
+    return _coloured(mesh, rgb)
+
+
+def _box(extents, centre, rgb) -> trimesh.Trimesh:
+    mesh = trimesh.creation.box(extents=extents)
+    mesh.apply_translation(centre)
+    return _coloured(mesh, rgb)
+
+
+def _limb(start, end, radius, rgb) -> trimesh.Trimesh:
+    mesh = trimesh.creation.capsule(height=float(np.linalg.norm(np.subtract(end, start))),
+                                    radius=radius, count=(8, 8))
+    direction = np.subtract(end, start) / np.linalg.norm(np.subtract(end, start))
+    mesh.apply_transform(trimesh.geometry.align_vectors((0, 0, 1), direction))
+    mesh.apply_translation(np.add(start, end) / 2)
+    return _coloured(mesh, rgb)
+
+
+def person(rng: np.random.Generator) -> trimesh.Trimesh:
+    """A standing or walking figure: legs, torso, arms, head; 1.5-1.95 m tall."""
+    height = rng.uniform(1.5, 1.95)
+    s = height / 1.75
+    top, bottom, skin = _pick(CLOTHES, rng), _pick(CLOTHES, rng), _pick(SKIN, rng)
+    stride = rng.uniform(0.0, 0.25) * s
+    hip, shoulder = 0.9 * s, 1.42 * s
+    parts = [
+        _limb((stride, -0.1 * s, 0.1 * s), (0, -0.1 * s, hip), 0.07 * s, bottom),
+        _limb((-stride, 0.1 * s, 0.1 * s), (0, 0.1 * s, hip), 0.07 * s, bottom),
+        _limb((0, 0, hip + 0.05 * s), (0, 0, shoulder - 0.05 * s), 0.17 * s, top),
+        _limb((0, -0.22 * s, shoulder), (-stride, -0.26 * s, 0.85 * s), 0.055 * s, top),
+        _limb((0, 0.22 * s, shoulder), (stride, 0.26 * s, 0.85 * s), 0.055 * s, top),
+    ]
+    head = trimesh.creation.icosphere(subdivisions=2, radius=0.11 * s)
+    head.apply_translation((0, 0, shoulder + 0.2 * s))
+    parts.append(_coloured(head, skin))
+    mesh = trimesh.util.concatenate(parts)
+    mesh.apply_translation((0, 0, -mesh.bounds[0, 2]))
+    return mesh
+
+
+def pole(rng: np.random.Generator) -> trimesh.Trimesh:
+    grey = rng.uniform(60, 160) * np.ones(3)
+    return _cylinder(rng.uniform(0.05, 0.15), rng.uniform(2.5, 6.0), 0.0, grey)
+
+
+def sign(rng: np.random.Generator) -> trimesh.Trimesh:
+    height = rng.uniform(2.0, 2.8)
+    plate_rgb = [(200, 30, 30), (30, 70, 170), (230, 200, 40), (240, 240, 240)][rng.integers(4)]
+    plate = rng.uniform(0.5, 0.9)
+    parts = [_cylinder(0.04, height, 0.0, (150, 150, 150)),
+             _box((0.04, plate, plate * rng.uniform(0.7, 1.0)), (0.05, 0, height - plate / 2),
+                  plate_rgb)]
+    return trimesh.util.concatenate(parts)
+
+
+def crate(rng: np.random.Generator) -> trimesh.Trimesh:
+    extents = rng.uniform((0.4, 0.4, 0.3), (1.2, 1.2, 1.2))
+    rgb = [(150, 110, 70), (190, 160, 120), (80, 80, 85), (60, 100, 60)][rng.integers(4)]
+    return _box(extents, (0, 0, extents[2] / 2), np.add(rgb, rng.normal(0, 10, 3)))
+
+
+def bin_(rng: np.random.Generator) -> trimesh.Trimesh:
+    radius, height = rng.uniform(0.25, 0.45), rng.uniform(0.8, 1.2)
+    rgb = [(40, 90, 50), (60, 60, 65), (30, 60, 130), (140, 100, 40)][rng.integers(4)]
+    return trimesh.util.concatenate([
+        _cylinder(radius, height, 0.0, rgb, sections=16),
+        _cylinder(radius * 1.08, 0.06, height, np.multiply(rgb, 0.7), sections=16),
+    ])
+
+
+def bicycle(rng: np.random.Generator) -> trimesh.Trimesh:
+    """Two wheels in the x-z plane, frame tubes, saddle and handlebar."""
+    r = rng.uniform(0.3, 0.36)
+    base = 1.05 * r / 0.34
+    frame_rgb = _pick(CLOTHES, rng)
+    parts = []
+    for x in (-base / 2, base / 2):
+        wheel = trimesh.creation.torus(major_radius=r, minor_radius=0.025, major_sections=24,
+                                       minor_sections=6)
+        wheel.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, (1, 0, 0)))
+        wheel.apply_translation((x, 0, r))
+        parts.append(_coloured(wheel, (20, 20, 20)))
+    seat, bar, crank = (-0.1 * base, 0, 2.6 * r), (0.42 * base, 0, 2.8 * r), (0, 0, r)
+    for start, end in [((-base / 2, 0, r), crank), ((-base / 2, 0, r), seat), (crank, seat),
+                       (seat, (0.35 * base, 0, 2.5 * r)), (crank, (0.35 * base, 0, 2.5 * r)),
+                       ((base / 2, 0, r), bar)]:
+        parts.append(_limb(start, end, 0.02, frame_rgb))
+    parts.append(_box((0.22, 0.1, 0.05), seat, (20, 20, 20)))
+    parts.append(_limb((bar[0], -0.25, bar[2]), (bar[0], 0.25, bar[2]), 0.02, (40, 40, 40)))
+    return trimesh.util.concatenate(parts)
+
+
+def other_vehicle(rng: np.random.Generator) -> trimesh.Trimesh:
+    return build_vehicle(VEHICLE_TYPES[rng.integers(len(VEHICLE_TYPES))], rng)
+
+
+BUILDERS = {"person": person, "pole": pole, "sign": sign, "box": crate, "bin": bin_,
+            "bicycle": bicycle, "vehicle": other_vehicle}
+
+
+def build_occluder(kind: str, rng: np.random.Generator) -> trimesh.Trimesh:
+    return BUILDERS[kind](rng)
+
+
+def street(rng: np.random.Generator, road_angle: float, camera_xy: np.ndarray,
+           clearance: float) -> list[trimesh.Trimesh]:
+    """A road along `road_angle` through the origin (ground, kerbs, dashed centre line) and
+    buildings on the side of the road away from the camera, at least `clearance` metres from
+    the road centre, so that nothing of the set stands between the camera and the origin."""
+    rotation = trimesh.transformations.rotation_matrix(road_angle, (0, 0, 1))
+    along = np.array([np.cos(road_angle), np.sin(road_angle)])
+    across = np.array([-along[1], along[0]])
+    asphalt = rng.uniform(55, 105) * np.ones(3) + rng.normal(0, 4, 3)
+    parts = [_box((400.0, 400.0, 0.02), (0, 0, -0.011), asphalt)]
+    half_road = rng.uniform(4.0, 7.0)
+    pavement = rng.uniform(120, 170) * np.ones(3)
+    flat = [_box((400.0, 3.0, 0.15), (0, side * (half_road + 1.5), 0.075), pavement)
+            for side in (-1, 1)]
+    flat += [_box((3.0, 0.15, 0.01), (k * 9.0, 0, 0.001), (225, 225, 215)) for k in range(-20, 21)]
+    for part in flat:
+        part.apply_transform(rotation)
+    parts += flat
+    side = -np.sign(np.dot(camera_xy, across)) or 1.0
+    for _ in range(rng.integers(3, 7)):
+        size = rng.uniform((6, 6, 5), (20, 12, 30))
+        offset = half_road + 3.0 + clearance + rng.uniform(0, 10) + size[1] / 2
+        centre = along * rng.uniform(-40, 40) + across * side * offset
+        building = _box(size, (0, 0, size[2] / 2), rng.uniform(90, 220, 3) * rng.uniform(0.8, 1.0))
+        building.apply_transform(rotation)
+        building.apply_translation((centre[0], centre[1], 0))
+        parts.append(building)
+    return parts

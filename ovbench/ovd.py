@@ -1,0 +1,316 @@
+"""OVD-style composites: whole vehicles with occluders pasted over them (`ovbench generate ovd`).
+
+"Visualizing the Invisible" built its Occluded Vehicle Dataset by pasting real occluders over
+whole, unoccluded cars and harmonising colours; because each car was whole first, its amodal mask
+and the appearance behind the occluders are exact. Here: bases (whole vehicles) are split between
+train and test so test vehicles are unseen; each base makes `reuse` composites (cycled over the
+split's images); occluders come from a bank of cut-outs built once per dataset.
+
+Work is sharded by base: a worker makes a base, writes its appearance PNG, then each of its
+composites (image PNG, then its record). Every random choice comes from (seed, item), so the
+output does not depend on the worker count, and a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ovbench import dataset
+from ovbench import masks as masks_lib
+from ovbench.composite import Cutout, composite, plan_occlusion
+from ovbench.errors import GLUnavailable, UserError
+from ovbench.executor import run_tasks
+from ovbench.harmonize import get_harmonizer
+from ovbench.ovd_sources import (BUILTIN_CATEGORIES, BaseSpec, list_bases, list_occluders, make_base,
+                                 make_cutout)
+from ovbench.seeding import rng_for
+
+BASES_PER_TASK = 4
+CUTOUTS_PER_TASK = 16
+
+
+@dataclass(frozen=True)
+class OvdConfig:
+    base: str = "builtin"
+    base_categories: tuple = ("car", "truck", "bus")
+    base_min_size: int = 32
+    occluders: str = "builtin"
+    occluder_categories: tuple = ("person", "bicycle", "motorcycle", "car", "truck", "bus")
+    occluder_min_size: int = 16
+    occluder_bank: int | None = None   # builtin: rendered cut-outs; file sources: a seeded subset
+    max_occluders: int = 3
+    occlusion: tuple = (0.1, 0.7)
+    harmonize: str = "reinhard"
+    splits: tuple = (("train", 200), ("test", 50))
+    size: int = 256
+    seed: int = 0
+    reuse: int = 2                     # composites per built-in base (OVD: 33,100 from 16,185)
+    min_visible: int = 10
+
+    def record(self) -> dict:
+        """The settings as stored in the manifest: file sources by kind and fingerprint only."""
+        data = asdict(self)
+        for key in ("base", "occluders"):
+            kind = data[key].split(":", 1)[0]
+            if kind != "builtin":
+                data[key] = f"{kind}:{hashlib.sha256(data[key].encode()).hexdigest()[:12]}"
+        data["splits"] = [list(s) for s in self.splits]
+        data["base_categories"], data["occluder_categories"] = (list(self.base_categories),
+                                                                list(self.occluder_categories))
+        data["occlusion"] = list(self.occlusion)
+        return data
+
+
+def parse_splits(text: str) -> tuple:
+    """'train=N,test=M' → (('train', N), ('test', M))."""
+    splits = []
+    for part in text.split(","):
+        name, _, count = part.partition("=")
+        if not name.strip() or not count.strip().isdigit() or int(count) < 1:
+            raise UserError(f"bad --splits {text!r}: use e.g. train=1000,test=100")
+        splits.append((name.strip(), int(count)))
+    if len({name for name, _ in splits}) != len(splits):
+        raise UserError(f"bad --splits {text!r}: a split is named twice")
+    return tuple(splits)
+
+
+def parse_range(text: str) -> tuple:
+    low, _, high = text.partition(":")
+    try:
+        lo, hi = float(low), float(high)
+    except ValueError:
+        lo = hi = -1.0
+    if not 0.0 <= lo <= hi < 1.0:
+        raise UserError(f"bad --occlusion {text!r}: use LOW:HIGH with 0 ≤ LOW ≤ HIGH < 1")
+    return (lo, hi)
+
+
+@dataclass
+class SplitPlan:
+    name: str
+    images: int
+    first_id: int          # image ids are first_id .. first_id + images - 1
+    bases: list            # BaseSpec
+
+
+@dataclass
+class OvdSummary:
+    path: Path
+    counts: dict
+    seconds: float
+    mean_occlusion: float = 0.0
+    rejected: dict = field(default_factory=dict)
+
+
+def _assign_bases(config: OvdConfig) -> tuple[list[SplitPlan], object]:
+    """Bases per split: built-in bases are made per split; listed bases are shuffled by seed and
+    divided in proportion to the split sizes (at least one each), so no base is in two splits."""
+    total = sum(n for _, n in config.splits)
+    needed = sum(math.ceil(n / config.reuse) for _, n in config.splits)
+    listing = list_bases(config.base, needed, config.seed, list(config.base_categories),
+                         config.base_min_size)
+    specs = listing.specs
+    if config.base.startswith("builtin"):
+        shares = [math.ceil(n / config.reuse) for _, n in config.splits]
+    else:
+        if len(specs) < len(config.splits):
+            raise UserError(f"{len(specs)} eligible bases cannot fill {len(config.splits)} splits "
+                            "without sharing a vehicle")
+        order = rng_for(config.seed, "base-split").permutation(len(specs))
+        specs = [specs[i] for i in order]
+        raw = [len(specs) * n / total for _, n in config.splits]
+        shares = [max(1, int(r)) for r in raw]
+        for i in np.argsort([s - r for s, r in zip(shares, raw)]):  # largest remainders first
+            if sum(shares) >= len(specs):
+                break
+            shares[i] += 1
+        while sum(shares) > len(specs):
+            shares[int(np.argmax(shares))] -= 1
+    plans, start, first_id = [], 0, 1
+    for (name, images), share in zip(config.splits, shares):
+        plans.append(SplitPlan(name, images, first_id, specs[start:start + share]))
+        start += share
+        first_id += images
+    return plans, listing
+
+
+# --------------------------------------------------------------------------- occluder bank
+
+def _bank_dir(root: Path) -> Path:
+    return root / dataset.PARTS / "occluders"
+
+
+def _make_cutouts(task: tuple) -> int:
+    specs, seed, size, folder = task
+    for spec in specs:
+        png = folder / f"{spec.index:06d}.png"
+        if png.exists():
+            continue
+        cutout = make_cutout(spec, seed, size)
+        meta = folder / f"{spec.index:06d}.json"
+        meta.write_text(json.dumps({"category": cutout.category, "source": cutout.source}))
+        dataset.write_png(png, cutout.rgba)  # last: the PNG marks the cut-out as done
+    return len(specs)
+
+
+@functools.lru_cache(maxsize=2)
+def load_bank(folder: Path) -> list[Cutout]:
+    bank = []
+    for png in sorted(folder.glob("*.png")):
+        meta = json.loads(png.with_suffix(".json").read_text())
+        bank.append(Cutout(dataset.read_png(png), meta["category"], meta["source"]))
+    return bank
+
+
+def _build_bank(config: OvdConfig, root: Path, workers: int, progress: bool):
+    total = sum(n for _, n in config.splits)
+    count = config.occluder_bank or int(np.clip(total // 2, 64, 400))
+    listing = list_occluders(config.occluders, count, list(config.occluder_categories),
+                             config.occluder_min_size)
+    specs = listing.specs
+    if config.occluder_bank and len(specs) > config.occluder_bank:
+        keep = np.sort(rng_for(config.seed, "occluder-bank").choice(len(specs), config.occluder_bank,
+                                                                    replace=False))
+        specs = [specs[i] for i in keep]
+    folder = _bank_dir(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    tasks = [(specs[i:i + CUTOUTS_PER_TASK], config.seed, config.size, folder)
+             for i in range(0, len(specs), CUTOUTS_PER_TASK)]
+    with tqdm(total=len(specs), unit="cut-out", desc="occluders", disable=not progress) as bar:
+        for done in run_tasks(_make_cutouts, tasks, workers):
+            bar.update(done)
+    return listing
+
+
+# --------------------------------------------------------------------------- composites
+
+def _composites_of(plan: SplitPlan, base_position: int) -> list[int]:
+    """Indices (within the split) of the images made from the base at `base_position`."""
+    return list(range(base_position, plan.images, len(plan.bases)))
+
+
+def _category_ids(config: OvdConfig) -> dict[str, int]:
+    names = BUILTIN_CATEGORIES if config.base.startswith("builtin") else config.base_categories
+    return {name: i + 1 for i, name in enumerate(names)}
+
+
+def make_composite(base, bank: list[Cutout], config: OvdConfig, split: str, index: int,
+                   image_id: int, appearance: str) -> tuple[np.ndarray, dataset.Item]:
+    """One composite image and its records; all random choices from (seed, split, index)."""
+    rng = rng_for(config.seed, "composite", split, index)
+    harmonize = get_harmonizer(config.harmonize)
+    requested_count = int(rng.integers(1, config.max_occluders + 1))
+    target = float(rng.uniform(*config.occlusion))
+    placements = []
+    for _ in range(5):  # a draw may find no placement that leaves enough visible; redraw
+        placements = plan_occlusion(base.amodal, bank, requested_count, target, config.min_visible, rng)
+        if placements:
+            break
+    for placement in placements:
+        placement.rgb = harmonize(placement.rgb, placement.mask, base.rgb)
+    image = composite(base.rgb, placements)
+
+    amodal = base.amodal
+    covered = np.zeros_like(amodal)
+    for placement in placements:
+        covered |= placement.mask
+    visible, invisible = amodal & ~covered, amodal & covered
+    area = int(amodal.sum())
+    vehicle_id = image_id * dataset.OBJECT_STRIDE
+    occluders = []
+    for j, placement in enumerate(placements):
+        occluders.append({
+            "id": vehicle_id + 1 + j, "image_id": image_id, "category": placement.cutout.category,
+            "source": placement.cutout.source, "segmentation": masks_lib.encode(placement.mask),
+            "bbox": masks_lib.bbox(placement.mask), "area": int(placement.mask.sum()),
+            "order": len(placements) - j, "scale": round(placement.scale, 4),
+        })
+    annotation = {
+        "id": vehicle_id, "image_id": image_id, "category_id": _category_ids(config)[base.category],
+        "iscrowd": 0, "segmentation": masks_lib.encode(amodal), "bbox": masks_lib.bbox(amodal),
+        "area": area, "inmodal_seg": masks_lib.encode(visible), "inmodal_bbox": masks_lib.bbox(visible),
+        "visible_mask": masks_lib.encode(visible), "invisible_mask": masks_lib.encode(invisible),
+        "occlude_rate": 1.0 - int(visible.sum()) / area,
+        "occluders": [{"id": o["id"], "pixels": int((amodal & p.mask).sum())}
+                      for o, p in zip(occluders, placements)],
+        "order": len(placements) + 1, "model_id": base.model_id, "source": base.source,
+    }
+    record = {
+        "id": image_id, "file_name": f"images/{image_id:06d}.png", "width": config.size,
+        "height": config.size, "appearance": appearance, "requested_occlusion": round(target, 4),
+        "requested_occluders": requested_count,
+    }
+    return image, dataset.Item(split, record, [annotation], {"occluders": occluders})
+
+
+def _make_split_bases(task: tuple) -> int:
+    plan, positions, config, root = task
+    bank = load_bank(_bank_dir(root))
+    made = 0
+    for position in positions:
+        indices = [i for i in _composites_of(plan, position)
+                   if not dataset.item_done(root, plan.name, plan.first_id + i)]
+        if not indices:
+            continue
+        spec: BaseSpec = plan.bases[position]
+        base = make_base(spec, config.seed, config.size)
+        appearance = f"appearance/base-{spec.index:06d}.png"
+        if not (root / plan.name / appearance).exists():
+            dataset.write_png(root / plan.name / appearance, base.rgb)
+        for i in indices:
+            image_id = plan.first_id + i
+            image, item = make_composite(base, bank, config, plan.name, i, image_id, appearance)
+            dataset.write_png(root / plan.name / item.image["file_name"], image)
+            dataset.write_item(root, item)
+            made += 1
+    return made
+
+
+def generate_ovd(config: OvdConfig, out: Path, workers: int = 1, resume: bool = False,
+                 progress: bool = True) -> OvdSummary:
+    out = Path(out)
+    if config.size < 32 or config.max_occluders < 1 or config.reuse < 1:
+        raise UserError("--size must be ≥ 32, --max-occluders and --reuse ≥ 1")
+    get_harmonizer(config.harmonize)
+    started = time.perf_counter()
+    record = config.record()
+    plans, base_listing = _assign_bases(config)
+    fresh = not (out / dataset.PARTS).exists()
+    if not dataset.start(out, "ovd", record, resume):
+        manifest = dataset.load_manifest(out)
+        return OvdSummary(out, manifest["splits"], 0.0)
+    try:
+        occluder_listing = _build_bank(config, out, workers, progress)
+        tasks = [(plan, list(range(i, min(i + BASES_PER_TASK, len(plan.bases)))), config, out)
+                 for plan in plans for i in range(0, len(plan.bases), BASES_PER_TASK)]
+        total = sum(plan.images for plan in plans)
+        done = sum(dataset.item_done(out, p.name, p.first_id + i) for p in plans for i in range(p.images))
+        with tqdm(total=total, initial=done, unit="img", desc="ovd", disable=not progress) as bar:
+            for made in run_tasks(_make_split_bases, tasks, workers):
+                bar.update(made)
+    except GLUnavailable:
+        if fresh:  # nothing could be rendered: leave nothing behind
+            dataset.discard(out)
+        raise
+    manifest = dataset.finish(
+        out, out.name, "ovd", record,
+        [{"id": i, "name": n, "supercategory": "vehicle"} for n, i in _category_ids(config).items()],
+        [p.name for p in plans],
+        {"base": base_listing.description, "occluders": occluder_listing.description,
+         "base_rejected": dict(base_listing.rejected)},
+    )
+    rates = []
+    for plan in plans:
+        with open(out / plan.name / "annotations.json") as handle:
+            rates += [a["occlude_rate"] for a in json.load(handle)["annotations"]]
+    return OvdSummary(out, manifest["splits"], time.perf_counter() - started,
+                      float(np.mean(rates)) if rates else 0.0, dict(base_listing.rejected))

@@ -91,6 +91,7 @@ def start(root: Path, kind: str, config: dict, resume: bool) -> bool:
             raise UserError(f"{root} was made with other settings; delete it or change --out")
         return False
     parts = root / PARTS
+    config = {**config, "kind": kind}
     if parts.exists():
         if not resume:
             raise UserError(f"an interrupted run left {parts}; rerun with --resume to finish it, "
@@ -110,7 +111,7 @@ def start(root: Path, kind: str, config: dict, resume: bool) -> bool:
             parts.mkdir(parents=True)
         except OSError as exc:
             raise UserError(f"cannot create {root}: {exc.strerror}") from exc
-        write_json(parts / "config.json", {**config, "kind": kind})
+        write_json(parts / "config.json", config)
     return True
 
 
@@ -128,7 +129,7 @@ def finish(root: Path, name: str, kind: str, config: dict, categories: list, spl
             for key, values in record["extra"].items():
                 extra.setdefault(key, []).extend(values)
         document = {
-            "info": {"description": f"ovbench {kind} dataset {name}, split {split}",
+            "info": {"description": f"ovbench {kind} dataset, split {split}",
                      "version": __version__},
             "licenses": [], "images": images, "annotations": annotations,
             "categories": categories, **extra,

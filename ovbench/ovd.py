@@ -171,11 +171,14 @@ def load_bank(folder: Path) -> list[Cutout]:
     return bank
 
 
-def _build_bank(config: OvdConfig, root: Path, workers: int, progress: bool):
+def _list_occluders(config: OvdConfig):
     total = sum(n for _, n in config.splits)
     count = config.occluder_bank or int(np.clip(total // 2, 64, 400))
-    listing = list_occluders(config.occluders, count, list(config.occluder_categories),
-                             config.occluder_min_size)
+    return list_occluders(config.occluders, count, list(config.occluder_categories),
+                          config.occluder_min_size)
+
+
+def _build_bank(config: OvdConfig, listing, root: Path, workers: int, progress: bool) -> None:
     specs = listing.specs
     if config.occluder_bank and len(specs) > config.occluder_bank:
         keep = np.sort(rng_for(config.seed, "occluder-bank").choice(len(specs), config.occluder_bank,
@@ -188,7 +191,6 @@ def _build_bank(config: OvdConfig, root: Path, workers: int, progress: bool):
     with tqdm(total=len(specs), unit="cut-out", desc="occluders", disable=not progress) as bar:
         for done in run_tasks(_make_cutouts, tasks, workers):
             bar.update(done)
-    return listing
 
 
 # --------------------------------------------------------------------------- composites
@@ -284,12 +286,13 @@ def generate_ovd(config: OvdConfig, out: Path, workers: int = 1, resume: bool = 
     started = time.perf_counter()
     record = config.record()
     plans, base_listing = _assign_bases(config)
+    occluder_listing = _list_occluders(config)
     fresh = not (out / dataset.PARTS).exists()
     if not dataset.start(out, "ovd", record, resume):
         manifest = dataset.load_manifest(out)
         return OvdSummary(out, manifest["splits"], 0.0)
     try:
-        occluder_listing = _build_bank(config, out, workers, progress)
+        _build_bank(config, occluder_listing, out, workers, progress)
         tasks = [(plan, list(range(i, min(i + BASES_PER_TASK, len(plan.bases)))), config, out)
                  for plan in plans for i in range(0, len(plan.bases), BASES_PER_TASK)]
         total = sum(plan.images for plan in plans)

@@ -114,12 +114,13 @@ def load_coco(path: str):
 
 
 def _category_ids(coco, names: list[str], file: str) -> dict[int, str]:
+    """Ids of the named categories the file has (a COCO subset may lack some); none is an error."""
     by_name = {c["name"]: c["id"] for c in coco.dataset["categories"]}
-    unknown = [n for n in names if n not in by_name]
-    if unknown:
-        raise UserError(f"{Path(file).name}: no categories named {', '.join(unknown)} "
-                        f"(it has {', '.join(sorted(by_name)[:12])}...)")
-    return {by_name[n]: n for n in names}
+    found = {by_name[n]: n for n in names if n in by_name}
+    if not found:
+        raise UserError(f"{Path(file).name}: no category named {', '.join(names)} "
+                        f"(it has {', '.join(sorted(by_name)[:12])})")
+    return found
 
 
 def coco_bases(ann_file: str, images: str, categories: list[str], min_size: int) -> Listing:

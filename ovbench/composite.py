@@ -40,10 +40,30 @@ class Placement:
     rgb: np.ndarray       # uint8 frame-sized (valid under mask)
 
 
-def scaled(cutout: Cutout, scale: float) -> np.ndarray:
+def _scaled_size(cutout: Cutout, scale: float) -> tuple[int, int]:
     h, w = cutout.rgba.shape[:2]
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(cutout.rgba).resize(size, Image.BILINEAR))
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def scaled(cutout: Cutout, scale: float) -> np.ndarray:
+    """The cut-out resized (bilinear RGBA): what is pasted."""
+    return np.asarray(Image.fromarray(cutout.rgba).resize(_scaled_size(cutout, scale), Image.BILINEAR))
+
+
+def scaled_mask(cutout: Cutout, scale: float) -> np.ndarray:
+    """A cheap nearest-neighbour preview of the scaled cut-out's mask, for trying placements."""
+    w, h = _scaled_size(cutout, scale)
+    rows = np.minimum(((np.arange(h) + 0.5) * cutout.rgba.shape[0] / h).astype(int), cutout.rgba.shape[0] - 1)
+    cols = np.minimum(((np.arange(w) + 0.5) * cutout.rgba.shape[1] / w).astype(int), cutout.rgba.shape[1] - 1)
+    return cutout.rgba[rows[:, None], cols[None, :], 3] >= 128
+
+
+def _window(x: int, y: int, h: int, w: int, frame: int):
+    """Frame and patch slices where a patch with top-left (x, y) lands; None if it misses."""
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, frame), min(y + h, frame)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return (slice(y0, y1), slice(x0, x1)), (slice(y0 - y, y1 - y), slice(x0 - x, x1 - x))
 
 
 def place(rgba: np.ndarray, x: int, y: int, frame: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,12 +71,11 @@ def place(rgba: np.ndarray, x: int, y: int, frame: int) -> tuple[np.ndarray, np.
     the patch may leave the frame."""
     mask = np.zeros((frame, frame), bool)
     rgb = np.zeros((frame, frame, 3), np.uint8)
-    h, w = rgba.shape[:2]
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, frame), min(y + h, frame)
-    if x1 > x0 and y1 > y0:
-        patch = rgba[y0 - y:y1 - y, x0 - x:x1 - x]
-        mask[y0:y1, x0:x1] = patch[..., 3] >= 128
-        rgb[y0:y1, x0:x1] = patch[..., :3]
+    window = _window(x, y, *rgba.shape[:2], frame)
+    if window is not None:
+        inside, patch = window
+        mask[inside] = rgba[patch][..., 3] >= 128
+        rgb[inside] = rgba[patch][..., :3]
     return mask, rgb
 
 
@@ -75,25 +94,35 @@ def plan_occlusion(amodal: np.ndarray, bank: list[Cutout], count: int, target: f
     placements: list[Placement] = []
     for j in range(1, count + 1):
         goal = target * j / count
+        hidden_before = int((amodal & covered).sum())
         best, best_error = None, np.inf
         for _ in range(CANDIDATES):
             cutout = bank[int(rng.integers(len(bank)))]
             scale = rng.uniform(*relative_height) * vehicle_height / cutout.height
-            rgba = scaled(cutout, scale)
-            h, w = rgba.shape[:2]
+            preview = scaled_mask(cutout, scale)
+            h, w = preview.shape
             # The occluder's centre falls on the vehicle's box, so the two overlap.
             cx, cy = rng.uniform(left, right + 1), rng.uniform(top, bottom + 1)
             x, y = int(round(cx - w / 2)), int(round(cy - h / 2 + rng.uniform(0, 0.5) * h))
-            mask, rgb = place(rgba, x, y, frame)
-            hidden = int((amodal & (covered | mask)).sum())
+            window = _window(x, y, h, w, frame)
+            newly = 0
+            if window is not None:
+                inside, patch = window
+                newly = int((amodal[inside] & ~covered[inside] & preview[patch]).sum())
+            hidden = hidden_before + newly
             if area - hidden < min_visible:
                 continue
             error = abs(hidden / area - goal)
             if error < best_error:
-                best, best_error = Placement(cutout, x, y, float(scale), mask, rgb), error
-        if best is not None:
-            placements.append(best)
-            covered |= best.mask
+                best, best_error = (cutout, x, y, scale), error
+        if best is None:
+            continue
+        cutout, x, y, scale = best
+        mask, rgb = place(scaled(cutout, scale), x, y, frame)
+        if area - int((amodal & (covered | mask)).sum()) < min_visible:
+            continue  # the exact resize hid a few more pixels than the preview: drop it
+        placements.append(Placement(cutout, x, y, float(scale), mask, rgb))
+        covered |= mask
     return placements
 
 

@@ -7,6 +7,7 @@ those of the base image around it.
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -36,9 +37,12 @@ def reinhard(rgb: np.ndarray, mask: np.ndarray, background: np.ndarray,
     new_mean = mean_s + strength * (mean_t - mean_s)
     new_std = std_s + strength * (std_t - std_s)
     moved = (source - mean_s) * (new_std / std_s) + new_mean
+    with warnings.catch_warnings():  # out-of-gamut colours are clipped, as intended
+        warnings.simplefilter("ignore", UserWarning)
+        back = lab2rgb(moved[None])[0]
     out = rgb.copy()
     region = out[window]
-    region[inside] = np.clip(np.round(lab2rgb(moved[None])[0] * 255.0), 0, 255).astype(np.uint8)
+    region[inside] = np.clip(np.round(back * 255.0), 0, 255).astype(np.uint8)
     out[window] = region
     return out
 

@@ -316,7 +316,7 @@ def render_builtin_base(spec: BaseSpec, seed: int, size: int) -> Base:
         eye = np.array([horizontal * math.cos(azimuth), horizontal * math.sin(azimuth), height])
         target = np.array([0.0, 0.0, centre[2]]) + rng.normal(0, 0.05 * radius, 3)
         camera = Camera(look_at(eye, target), yfov=YFOV)
-        scenery = trimesh.util.concatenate(street(rng, road_angle, eye[:2], radius))
+        scenery = street(rng, road_angle, eye[:2], radius)
         sky = _sky(size, rng)
         renderer.set_scene([SceneObject(vehicle, pose), SceneObject(scenery)], _lighting(rng),
                            background=tuple(sky[-1, 0] / 255.0))

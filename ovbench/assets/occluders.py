@@ -38,6 +38,18 @@ def _box(extents, centre, rgb) -> trimesh.Trimesh:
     return _coloured(mesh, rgb)
 
 
+def _boxes(extents: np.ndarray, centres: np.ndarray, colours: np.ndarray) -> trimesh.Trimesh:
+    """Many axis-aligned boxes as one mesh, built with array operations (street sets have dozens)."""
+    unit = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+    count = len(extents)
+    vertices = (unit.vertices[None] * np.asarray(extents)[:, None] + np.asarray(centres)[:, None])
+    faces = unit.faces[None] + (np.arange(count) * len(unit.vertices))[:, None, None]
+    mesh = trimesh.Trimesh(vertices.reshape(-1, 3), faces.reshape(-1, 3), process=False)
+    rgba = np.column_stack([np.clip(np.round(colours), 0, 255), np.full(count, 255)]).astype(np.uint8)
+    mesh.visual.face_colors = np.repeat(rgba, len(unit.faces), axis=0)
+    return mesh
+
+
 def _limb(start, end, radius, rgb) -> trimesh.Trimesh:
     mesh = trimesh.creation.capsule(height=float(np.linalg.norm(np.subtract(end, start))),
                                     radius=radius, count=(8, 8))
@@ -134,30 +146,30 @@ def build_occluder(kind: str, rng: np.random.Generator) -> trimesh.Trimesh:
 
 
 def street(rng: np.random.Generator, road_angle: float, camera_xy: np.ndarray,
-           clearance: float) -> list[trimesh.Trimesh]:
+           clearance: float) -> trimesh.Trimesh:
     """A road along `road_angle` through the origin (ground, kerbs, dashed centre line) and
     buildings on the side of the road away from the camera, at least `clearance` metres from
     the road centre, so that nothing of the set stands between the camera and the origin."""
-    rotation = trimesh.transformations.rotation_matrix(road_angle, (0, 0, 1))
-    along = np.array([np.cos(road_angle), np.sin(road_angle)])
-    across = np.array([-along[1], along[0]])
-    asphalt = rng.uniform(55, 105) * np.ones(3) + rng.normal(0, 4, 3)
-    parts = [_box((400.0, 400.0, 0.02), (0, 0, -0.011), asphalt)]
     half_road = rng.uniform(4.0, 7.0)
+    asphalt = rng.uniform(55, 105) * np.ones(3) + rng.normal(0, 4, 3)
     pavement = rng.uniform(120, 170) * np.ones(3)
-    flat = [_box((400.0, 3.0, 0.15), (0, side * (half_road + 1.5), 0.075), pavement)
-            for side in (-1, 1)]
-    flat += [_box((3.0, 0.15, 0.01), (k * 9.0, 0, 0.001), (225, 225, 215)) for k in range(-20, 21)]
-    for part in flat:
-        part.apply_transform(rotation)
-    parts += flat
-    side = -np.sign(np.dot(camera_xy, across)) or 1.0
+    dashes = np.arange(-20, 21) * 9.0
+    extents = [(400.0, 400.0, 0.02), (400.0, 3.0, 0.15), (400.0, 3.0, 0.15)]
+    centres = [(0, 0, -0.011), (0, -(half_road + 1.5), 0.075), (0, half_road + 1.5, 0.075)]
+    colours = [asphalt, pavement, pavement]
+    extents += [(3.0, 0.15, 0.01)] * len(dashes)
+    centres += [(x, 0, -0.0055) for x in dashes]  # top at -0.0005: below anything standing on z = 0
+    colours += [(225, 225, 215)] * len(dashes)
+    # Buildings: in road coordinates (x along, y across), on the side away from the camera.
+    rotation = trimesh.transformations.rotation_matrix(road_angle, (0, 0, 1))
+    camera_across = np.dot(camera_xy, (-np.sin(road_angle), np.cos(road_angle)))
+    side = -np.sign(camera_across) or 1.0
     for _ in range(rng.integers(3, 7)):
         size = rng.uniform((6, 6, 5), (20, 12, 30))
         offset = half_road + 3.0 + clearance + rng.uniform(0, 10) + size[1] / 2
-        centre = along * rng.uniform(-40, 40) + across * side * offset
-        building = _box(size, (0, 0, size[2] / 2), rng.uniform(90, 220, 3) * rng.uniform(0.8, 1.0))
-        building.apply_transform(rotation)
-        building.apply_translation((centre[0], centre[1], 0))
-        parts.append(building)
-    return parts
+        extents.append(tuple(size))
+        centres.append((rng.uniform(-40, 40), side * offset, size[2] / 2))
+        colours.append(rng.uniform(90, 220, 3) * rng.uniform(0.8, 1.0))
+    mesh = _boxes(np.array(extents), np.array(centres, dtype=float), np.array(colours, dtype=float))
+    mesh.apply_transform(rotation)
+    return mesh

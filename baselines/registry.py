@@ -14,6 +14,8 @@ def register(name: str, *aliases: str):
     """Class decorator: make a model available as `--model name` (and its aliases)."""
 
     def decorate(factory):
+        factory.name = name
+        factory.aliases = aliases
         _MODELS[name] = factory
         for alias in aliases:
             _ALIASES[alias] = name

@@ -101,6 +101,29 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--to", required=True, choices=["cocoa", "kins2020"])
     convert.add_argument("-o", "--out", type=Path, required=True, help="output folder: <split>.json each")
 
+    evaluate = commands.add_parser("evaluate", help="score a model (or outside predictions) on a split",
+                                   description="Run a registered model over a split and score it.")
+    evaluate.add_argument("--model", help="registered model name (see `ovbench models`)")
+    evaluate.add_argument("--predictions", type=Path, default=None,
+                          help="score predictions made elsewhere (DIR/predictions.json, see README)")
+    evaluate.add_argument("--data", type=Path, default=DEFAULT_DATA / "ovd", help="dataset folder")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--checkpoint", type=Path, default=None,
+                          help="checkpoint (default: the newest under runs/NAME)")
+    evaluate.add_argument("--iterations", type=int, default=None, help="refinement iterations (seganv)")
+    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    evaluate.add_argument("--pool", type=Path, default=None, help="silhouette pool (pool-nn, seganv)")
+    evaluate.add_argument("--icp-weights", type=Path, default=None, help="Inception-v3 ImageNet weights")
+    evaluate.add_argument("--ss-weights", type=Path, default=None,
+                          help="DeepLabv3-ResNet50 (VOC labels) weights")
+    evaluate.add_argument("--out", type=Path, default=None,
+                          help="results JSON (default leaderboards/<benchmark>/<model>[-itK][-ckpt].json)")
+    evaluate.add_argument("--quiet", action="store_true")
+
+    leaderboard = commands.add_parser("leaderboard", help="rebuild leaderboards/*.md from result files")
+    leaderboard.add_argument("--dir", type=Path, default=Path("leaderboards"))
+
     commands.add_parser("models", help="list the model zoo")
     return parser
 
@@ -177,11 +200,48 @@ def _generate(args) -> None:
 def _models(_args) -> None:
     from ovbench.baselines import available_models
 
-    models = available_models()
-    if not models:
-        print("no models registered yet")
-    for name, factory in models.items():
-        print(f"{name:12s} {(factory.__doc__ or '').strip().splitlines()[0]}")
+    for name, factory in available_models().items():
+        aliases = ", ".join(getattr(factory, "aliases", ()))
+        summary = (factory.__doc__ or "").strip().splitlines()[0]
+        print(f"{name:12s} {summary}" + (f" (aliases: {aliases})" if aliases else ""))
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def _evaluate(args) -> None:
+    from ovbench.evaluate import default_output, evaluate
+    from ovbench.fileio import write_json
+
+    if (args.model is None) == (args.predictions is None):
+        raise UserError("give exactly one of --model NAME or --predictions DIR")
+    result = evaluate(args.model, args.data, args.split, args.checkpoint, args.iterations,
+                      args.batch_size, args.device, args.pool, args.predictions, args.icp_weights,
+                      args.ss_weights, progress=not args.quiet)
+    checkpoint = result["checkpoint"]["sha256"] if result["checkpoint"] else None
+    out = args.out or default_output(result["benchmark"], result["model"], args.iterations, checkpoint)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, result)
+    mask = result["metrics"]["mask"]["all"]
+    appearance = result["metrics"]["appearance"]
+    painted = (f", appearance L1 {appearance['l1']:.4f} SSIM {appearance['ssim']:.3f}"
+               if "l1" in appearance else "")
+    print(f"{result['model']} on {result['benchmark']}/{args.split} ({mask['instances']} objects): "
+          f"IoU {mask['iou']:.4f}, F1 {mask['f1']:.4f}, P {mask['precision']:.4f}, "
+          f"R {mask['recall']:.4f}{painted} in {result['wall_seconds']:.1f} s → {out}")
+
+
+def _leaderboard(args) -> None:
+    from ovbench.leaderboard import rebuild
+
+    for path in rebuild(args.dir):
+        print(f"leaderboard → {path}")
 
 
 def _validate(args) -> None:
@@ -218,7 +278,7 @@ def _convert(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"generate": _generate, "models": _models, "validate": _validate, "show": _show,
-                "convert": _convert}
+                "convert": _convert, "evaluate": _evaluate, "leaderboard": _leaderboard}
     try:
         handlers[args.command](args)
     except UserError as exc:

@@ -4,6 +4,7 @@ The variables must be in the environment before pyrender (PyOpenGL) is first imp
 workers inherit them from here, so importing this module is enough.
 """
 
+import contextlib
 import os
 
 from ovbench.errors import GLUnavailable
@@ -39,6 +40,11 @@ def import_pyrender():
             f"PYOPENGL_PLATFORM={os.environ['PYOPENGL_PLATFORM']} is set; ovbench renders "
             "headless through EGL: unset it or set PYOPENGL_PLATFORM=egl"
         )
+    # Mesa's llvmpipe loads its LLVM with global symbols; Triton (which torch and torchvision
+    # import) carries its own LLVM and crashes the process if it is loaded after Mesa's. Loading
+    # it first, when installed, lets both live in one process.
+    with contextlib.suppress(ImportError):
+        import triton  # noqa: F401
     try:
         import pyrender
     except Exception as exc:  # PyOpenGL and pyglet raise many types for missing libraries

@@ -62,3 +62,20 @@ def posed_for(mesh: trimesh.Trimesh, up: str, front: str) -> trimesh.Trimesh:
     mesh = mesh.copy()
     mesh.apply_transform(matrix)
     return mesh
+
+
+@pytest.fixture(scope="session")
+def small_ovd(tmp_path_factory):
+    """A tiny built-in OVD set (64 px) shared by the evaluation and training tests."""
+    out = tmp_path_factory.mktemp("data") / "ovd"
+    assert main(["generate", "ovd", "--splits", "train=8,test=6", "--size", "64",
+                 "--occluder-bank", "16", "--workers", "1", "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_pool(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "pool.h5"
+    assert main(["generate", "pool", "--models", "7", "--views", "8", "--size", "64",
+                 "--workers", "1", "--quiet", "--out", str(out)]) == 0
+    return out

@@ -1,6 +1,8 @@
 """The renderer against pinhole geometry computed by hand."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -85,3 +87,11 @@ def test_rgb_is_lit_and_background_kept(renderer):
     # Edge pixels are antialiased against the background; the interior is red paint.
     inside = image[binary_erosion(ids == 1, iterations=2)].astype(int)
     assert len(inside) > 100 and np.all(inside[:, 0] > inside[:, 2])
+
+
+def test_rendering_and_torchvision_live_in_one_process():
+    # Mesa's global LLVM symbols once crashed Triton (imported by torchvision) loaded after them.
+    code = ("from ovbench.renderers import Renderer; Renderer(16); "
+            "import torchvision.models; print('alive')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and "alive" in result.stdout, result.stderr[-500:]

@@ -1,0 +1,99 @@
+"""Reading a dataset folder as instances for models: one item per annotated object.
+
+Each item: the input image, the object's visible and amodal masks, its visible box, its occlusion
+rate and its appearance ground truth — ovd: the scene without occluders; dyce: the input with the
+object's own render (alpha = amodal mask) painted over it, i.e. the object de-occluded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ovbench import dataset
+from ovbench.errors import UserError
+from ovbench.masks import bbox, decode
+
+NEEDED = ("id", "image_id", "segmentation", "visible_mask", "occlude_rate")
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(image[..., :3])).permute(2, 0, 1).float() / 255.0
+
+
+class AmodalSplit(torch.utils.data.Dataset):
+    def __init__(self, root: Path, split: str = "test", size: int | None = None):
+        self.root = Path(root)
+        manifest = dataset.load_manifest(self.root)
+        if split not in manifest["splits"]:
+            raise UserError(f"{root} has no split {split!r} (it has {', '.join(manifest['splits'])})")
+        self.manifest, self.split, self.size = manifest, split, size
+        self.split_dir = self.root / split
+        document = json.loads((self.split_dir / "annotations.json").read_text())
+        self.images = {image["id"]: image for image in document["images"]}
+        self.items = []
+        for ann in document["annotations"]:
+            missing = [k for k in NEEDED if k not in ann]
+            if missing:
+                raise UserError(f"{split}/annotations.json annotation {ann.get('id', '?')} lacks "
+                                f"{', '.join(missing)}: not an amodal dataset ovbench can use")
+            self.items.append(ann)
+        self.pairs = self._occlusion_pairs(document)
+
+    @staticmethod
+    def _occlusion_pairs(document) -> dict:
+        """image id → [(front annotation id, back annotation id)] between annotated objects."""
+        ids = {a["id"] for a in document["annotations"]}
+        pairs: dict = {}
+        for ann in document["annotations"]:
+            for entry in ann.get("occluders", []):
+                if entry["id"] in ids:
+                    pairs.setdefault(ann["image_id"], []).append((entry["id"], ann["id"]))
+        return pairs
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _appearance(self, image: dict, ann: dict, pixels: np.ndarray) -> np.ndarray:
+        names = image.get("appearance")
+        if isinstance(names, str):
+            return dataset.read_png(self.split_dir / names)[..., :3]
+        if isinstance(names, dict) and str(ann["id"]) in names:
+            rgba = dataset.read_png(self.split_dir / names[str(ann["id"])])
+            alpha = rgba[..., 3:4] > 0
+            return np.where(alpha, rgba[..., :3], pixels[..., :3])
+        return pixels[..., :3]
+
+    def __getitem__(self, index: int) -> dict:
+        ann = self.items[index]
+        image = self.images[ann["image_id"]]
+        pixels = dataset.read_png(self.split_dir / image["file_name"])
+        amodal, visible = decode(ann["segmentation"]), decode(ann["visible_mask"])
+        item = {
+            "image": _to_tensor(pixels),
+            "appearance": _to_tensor(self._appearance(image, ann, pixels)),
+            "amodal": torch.from_numpy(amodal)[None].float(),
+            "visible": torch.from_numpy(visible)[None].float(),
+            "box": torch.tensor(bbox(visible), dtype=torch.float32),
+            "occlude_rate": float(ann["occlude_rate"]),
+            "annotation_id": int(ann["id"]), "image_id": int(ann["image_id"]),
+        }
+        if self.size and self.size != pixels.shape[0]:
+            item = resize_item(item, self.size, pixels.shape[0])
+        return item
+
+
+def resize_item(item: dict, size: int, original: int) -> dict:
+    """Images bilinear, masks nearest, boxes scaled."""
+    item = dict(item)
+    for key in ("image", "appearance"):
+        item[key] = F.interpolate(item[key][None], size=(size, size), mode="bilinear",
+                                  align_corners=False, antialias=True)[0].clamp(0, 1)
+    for key in ("amodal", "visible"):
+        item[key] = F.interpolate(item[key][None], size=(size, size), mode="nearest")[0]
+    item["box"] = item["box"] * (size / original)
+    return item

@@ -1,0 +1,202 @@
+"""`ovbench evaluate`: run a registered model (or read outside predictions) over a split and score
+it with every metric, the same way for every model; write a results JSON for the leaderboard.
+
+Outside predictions (`--predictions DIR`): `DIR/predictions.json`, a COCO-results-like list of
+`{"annotation_id": int, "segmentation": RLE}` — the amodal mask of each annotated object of the
+split, binary, RLE counts as str or bytes — and optionally `DIR/appearance/<annotation_id>.png`,
+the recovered RGB image for that object (image-sized). Objects without a prediction are an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ovbench import __version__, dataset
+from ovbench.data import AmodalSplit
+from ovbench.errors import UserError
+from ovbench.masks import decode
+from ovbench.metrics import AppearanceMetrics, MaskMetrics, depth_layering
+from ovbench.perceptual import (InceptionCarProbability, SegmentationScore, load_inception,
+                                load_segmenter)
+from ovbench.protocol import Batch, Prediction
+
+
+def file_sha256(path: Path) -> str:
+    return dataset.sha256(Path(path))
+
+
+class OutsidePredictions:
+    """Predictions made elsewhere, in the documented folder format, behind the model protocol."""
+
+    name = "predictions"
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        path = self.folder / "predictions.json"
+        if not path.is_file():
+            raise UserError(f"no predictions.json in {self.folder}")
+        try:
+            records = json.loads(path.read_text())
+            self.masks = {int(r["annotation_id"]): r["segmentation"] for r in records}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{path}: not a list of {{annotation_id, segmentation}} records ({exc})") from exc
+
+    def predict_ids(self, annotation_ids: list[int], batch: Batch) -> Prediction:
+        masks, appearances = [], []
+        height, width = batch.image.shape[-2:]
+        for ann_id in annotation_ids:
+            if ann_id not in self.masks:
+                raise UserError(f"predictions.json has no prediction for annotation {ann_id}")
+            mask = decode(self.masks[ann_id])
+            if mask.shape != (height, width):
+                raise UserError(f"prediction for annotation {ann_id} is {mask.shape[1]}×{mask.shape[0]}, "
+                                f"the image is {width}×{height}")
+            masks.append(torch.from_numpy(mask).float())
+            png = self.folder / "appearance" / f"{ann_id}.png"
+            if png.is_file():
+                rgb = dataset.read_png(png)[..., :3]
+                appearances.append(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255)
+        appearance = torch.stack(appearances) if len(appearances) == len(annotation_ids) else None
+        return Prediction(torch.stack(masks)[:, None], appearance)
+
+
+def _hardware(device: str) -> dict:
+    info = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "device": device}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _versions() -> dict:
+    import torchvision
+
+    return {"ovbench": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": np.__version__}
+
+
+def default_output(benchmark: str, model: str, iterations: int | None, checkpoint_sha: str | None,
+                   folder: Path = Path("leaderboards")) -> Path:
+    parts = [model] + ([f"it{iterations}"] if iterations else []) + \
+            ([checkpoint_sha[:8]] if checkpoint_sha else [])
+    return folder / benchmark / ("-".join(parts) + ".json")
+
+
+def _clean(value):
+    """JSON-safe: NaN becomes None."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def evaluate(model_name: str | None, data: Path, split: str = "test", checkpoint: Path | None = None,
+             iterations: int | None = None, batch_size: int = 16, device: str = "cpu",
+             pool: Path | None = None, predictions: Path | None = None, icp_weights=None,
+             ss_weights=None, progress: bool = True) -> dict:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but torch sees no CUDA device")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    started = time.perf_counter()
+    split_data = AmodalSplit(data, split)
+    checkpoint_info, model_config = None, {}
+    if predictions is not None:
+        model = OutsidePredictions(predictions)
+        model_name = "predictions"
+    else:
+        from ovbench.baselines import get_model
+
+        factory = get_model(model_name)
+        model_name = factory.name
+        model = factory(checkpoint=checkpoint, pool=pool, device=device, iterations=iterations)
+        if getattr(model, "checkpoint_path", None):
+            checkpoint_info = {"file": Path(model.checkpoint_path).name,
+                               "sha256": file_sha256(model.checkpoint_path)}
+        model_config = getattr(model, "config", {}) or {}
+
+    mask_metrics, appearance_metrics = MaskMetrics(), AppearanceMetrics()
+    icp_model, icp_reason = load_inception(icp_weights, device)
+    ss_model, ss_reason = load_segmenter(ss_weights, device)
+    icp = InceptionCarProbability(icp_model) if icp_model is not None else None
+    ss = SegmentationScore(ss_model) if ss_model is not None else None
+    painted = True
+    pending: dict = {}   # image id → {annotation id: (visible, predicted invisible)} for layering
+    remaining = {}
+    for ann in split_data.items:
+        remaining[ann["image_id"]] = remaining.get(ann["image_id"], 0) + 1
+    layering = []
+
+    loader = torch.utils.data.DataLoader(split_data, batch_size=batch_size, shuffle=False)
+    with torch.no_grad(), tqdm(total=len(split_data), unit="obj", desc=f"evaluate {model_name}",
+                               disable=not progress) as bar:
+        for items in loader:
+            batch = Batch(items["image"], items["visible"], items["box"]).to(device)
+            ids = items["annotation_id"].tolist()
+            prediction = (model.predict_ids(ids, batch) if isinstance(model, OutsidePredictions)
+                          else model.predict(batch))
+            amodal, visible = items["amodal"].to(device), items["visible"].to(device)
+            mask = prediction.amodal_mask.to(device)
+            mask_metrics.update(mask, amodal, visible, items["occlude_rate"])
+            if prediction.appearance is None:
+                painted = False
+            elif painted:
+                appearance = prediction.appearance.to(device)
+                appearance_metrics.update(appearance, items["appearance"].to(device),
+                                          (amodal > 0.5) & (visible < 0.5))
+                if icp:
+                    icp.update(appearance)
+                if ss:
+                    ss.update(appearance, amodal)
+            hidden = ((mask >= 0.5) & (visible < 0.5))[:, 0].cpu().numpy()
+            seen = (visible > 0.5)[:, 0].cpu().numpy()
+            for k, (ann_id, image_id) in enumerate(zip(ids, items["image_id"].tolist())):
+                if image_id in split_data.pairs:
+                    pending.setdefault(image_id, {})[ann_id] = (seen[k], hidden[k])
+                remaining[image_id] -= 1
+                if remaining[image_id] == 0 and image_id in pending:
+                    objects = pending.pop(image_id)
+                    score = depth_layering(split_data.pairs[image_id],
+                                           {a: v for a, (v, _) in objects.items()},
+                                           {a: h for a, (_, h) in objects.items()})
+                    if score is not None:
+                        layering.append(score)
+            bar.update(len(ids))
+
+    metrics = {"mask": mask_metrics.compute()}
+    if painted:
+        metrics["appearance"] = appearance_metrics.compute()
+        metrics["icp"] = icp.compute() if icp else {"unavailable": icp_reason}
+        metrics["ss"] = ss.compute() if ss else {"unavailable": ss_reason}
+    else:
+        reason = f"{model_name} paints no appearance"
+        metrics["appearance"] = metrics["icp"] = metrics["ss"] = {"unavailable": reason}
+    metrics["depth_layering"] = ({"accuracy": float(np.mean(layering)), "images": len(layering)}
+                                 if layering else {"unavailable": "no occlusion pairs between "
+                                                                  "annotated objects in this split"})
+    manifest_sha = file_sha256(Path(data) / dataset.MANIFEST)
+    return _clean({
+        "benchmark": split_data.manifest["name"], "model": model_name,
+        "dataset": {"name": split_data.manifest["name"], "kind": split_data.manifest["kind"],
+                    "split": split, "instances": len(split_data), "manifest_sha256": manifest_sha},
+        "checkpoint": checkpoint_info,
+        "pretrained": model_config.get("pretrained", "none (not a learned model)"
+                                       if predictions is None and checkpoint_info is None else "unknown"),
+        "config": {"batch_size": batch_size, "iterations": iterations, "device": device,
+                   "pool": Path(pool).name if pool else None, "model": model_config},
+        "metrics": metrics, "versions": _versions(), "hardware": _hardware(device),
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    })

@@ -1,0 +1,111 @@
+"""Appearance scores that need pretrained networks: ICP and SS ("Visualizing the Invisible").
+
+- ICP, Inception conditional probability: torchvision Inception-v3 with ImageNet weights, softmax
+  on the recovered image resized to 299, summed over ImageNet's car classes, averaged per instance.
+- SS, segmentation score: a torchvision DeepLabv3-ResNet50 (VOC labels) run on the recovered
+  image; FCN-score-style class accuracy |predicted vehicle ∩ amodal GT| / |amodal GT| with vehicle
+  = car or bus, averaged per instance; pixel accuracy of the vehicle/not-vehicle map is logged too.
+
+Weights come from a local file (`--icp-weights`, `--ss-weights`) or the torch hub cache; nothing is
+downloaded. Without them the result says "unavailable" with the reason, never a number.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+# ImageNet classes of cars (BASELINES.md §6).
+CAR_CLASSES = (407, 436, 468, 511, 609, 627, 654, 656, 661, 675, 717, 734, 751, 817, 864)
+VOC_VEHICLES = (6, 7)  # bus, car
+INCEPTION_FILE = "inception_v3_google-0cc3c7bd.pth"
+DEEPLAB_FILE = "deeplabv3_resnet50_coco-cd0a2569.pth"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _weights_file(given: str | Path | None, cached_name: str, flag: str) -> tuple[Path | None, str]:
+    if given:
+        path = Path(given)
+        return (path, "") if path.is_file() else (None, f"{flag} file not found: {path}")
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / cached_name
+    if cached.is_file():
+        return cached, ""
+    return None, f"no weights: pass {flag} PATH or place {cached_name} in {cached.parent}"
+
+
+def _normalise(images: torch.Tensor, size: int) -> torch.Tensor:
+    images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device)[:, None, None]
+    std = torch.tensor(IMAGENET_STD, device=images.device)[:, None, None]
+    return (images - mean) / std
+
+
+def load_inception(weights: str | Path | None, device="cpu"):
+    """(model, "") or (None, reason)."""
+    from torchvision.models import inception_v3
+
+    path, reason = _weights_file(weights, INCEPTION_FILE, "--icp-weights")
+    if path is None:
+        return None, reason
+    model = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval().to(device), ""
+
+
+def load_segmenter(weights: str | Path | None, device="cpu"):
+    from torchvision.models.segmentation import deeplabv3_resnet50
+
+    path, reason = _weights_file(weights, DEEPLAB_FILE, "--ss-weights")
+    if path is None:
+        return None, reason
+    model = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=21, aux_loss=True)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval().to(device), ""
+
+
+class InceptionCarProbability:
+    def __init__(self, model):
+        self.model, self.total, self.count = model, 0.0, 0
+
+    @torch.no_grad()
+    def update(self, images: torch.Tensor) -> None:
+        logits = self.model(_normalise(images, 299))
+        if isinstance(logits, tuple):  # aux logits in train mode
+            logits = logits[0]
+        probability = logits.softmax(dim=1)[:, list(CAR_CLASSES)].sum(dim=1)
+        self.total += float(probability.double().sum())
+        self.count += len(images)
+
+    def compute(self) -> dict:
+        return {"icp": self.total / self.count if self.count else float("nan"),
+                "instances": self.count}
+
+
+class SegmentationScore:
+    def __init__(self, model):
+        self.model = model
+        self.accuracy, self.pixel_accuracy, self.count = 0.0, 0.0, 0
+
+    @torch.no_grad()
+    def update(self, images: torch.Tensor, amodal: torch.Tensor) -> None:
+        size = images.shape[-1]
+        logits = self.model(_normalise(images, size))["out"]
+        vehicle = torch.zeros_like(logits[:, 0], dtype=torch.bool)
+        labels = logits.argmax(dim=1)
+        for cls in VOC_VEHICLES:
+            vehicle |= labels == cls
+        truth = amodal[:, 0] > 0.5
+        hits = (vehicle & truth).sum(dim=(1, 2)).float()
+        area = truth.sum(dim=(1, 2)).float().clamp(min=1)
+        self.accuracy += float((hits / area).double().sum())
+        self.pixel_accuracy += float((vehicle == truth).float().mean(dim=(1, 2)).double().sum())
+        self.count += len(images)
+
+    def compute(self) -> dict:
+        if not self.count:
+            return {"ss": float("nan"), "pixel_accuracy": float("nan"), "instances": 0}
+        return {"ss": self.accuracy / self.count, "pixel_accuracy": self.pixel_accuracy / self.count,
+                "instances": self.count}

@@ -34,3 +34,15 @@ def get_model(name: str):
         known = ", ".join(available_models()) or "none yet"
         raise UserError(f"unknown model {name!r}; registered models: {known}")
     return _MODELS[key]
+
+
+def create_model(name: str, checkpoint=None, pool=None, device="cpu", iterations=None):
+    """A ready model: references are built directly; learned models load their checkpoint."""
+    cls = get_model(name)
+    if getattr(cls, "trainable", False):
+        from .training import load_for_evaluation
+
+        return load_for_evaluation(cls, checkpoint, pool, device, iterations)
+    if checkpoint is not None:
+        raise UserError(f"{cls.name} is not a learned model: it takes no --checkpoint")
+    return cls(pool=pool, device=device, iterations=iterations)

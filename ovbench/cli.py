@@ -121,6 +121,31 @@ def build_parser() -> argparse.ArgumentParser:
                           help="results JSON (default leaderboards/<benchmark>/<model>[-itK][-ckpt].json)")
     evaluate.add_argument("--quiet", action="store_true")
 
+    train = commands.add_parser("train", help="train a model of the zoo",
+                                description="Train a learned model; checkpoints go to runs/NAME.")
+    train.add_argument("--model", required=True)
+    train.add_argument("--data", type=Path, default=DEFAULT_DATA / "ovd", help="dataset folder")
+    train.add_argument("--split", default="train")
+    train.add_argument("--pool", type=Path, default=None, help="silhouette pool (seganv)")
+    train.add_argument("--preset", choices=["tiny"], default=None,
+                       help="tiny: narrow networks at 64 px, for a few CPU minutes")
+    train.add_argument("--epochs", type=int, default=None, help="default 20 (tiny: 3)")
+    train.add_argument("--batch-size", type=int, default=None, help="default 4 (tiny: 8)")
+    train.add_argument("--lr", type=float, default=None, help="default: the model's own")
+    train.add_argument("--size", type=int, default=None, help="training size, default 256 (tiny: 64)")
+    train.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    train.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--pretrained", type=Path, default=None,
+                       help="ImageNet weights file (ResNet/VGG); default: the torch hub cache, else random")
+    train.add_argument("--discriminator", choices=["coupled", "standard"], default=None, help="seganv ablation")
+    train.add_argument("--paths", type=int, choices=[1, 2], default=None, help="seganv ablation")
+    train.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps (default: each epoch)")
+    train.add_argument("--max-steps", type=int, default=None, help="stop after N steps")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--out", type=Path, default=None, help="run folder (default runs/NAME)")
+    train.add_argument("--quiet", action="store_true")
+
     leaderboard = commands.add_parser("leaderboard", help="rebuild leaderboards/*.md from result files")
     leaderboard.add_argument("--dir", type=Path, default=Path("leaderboards"))
 
@@ -237,6 +262,28 @@ def _evaluate(args) -> None:
           f"R {mask['recall']:.4f}{painted} in {result['wall_seconds']:.1f} s → {out}")
 
 
+def _train(args) -> None:
+    from ovbench.baselines import get_model
+    from ovbench.baselines.training import TrainSettings, train
+
+    factory = get_model(args.model)
+    if not getattr(factory, "trainable", False):
+        raise UserError(f"{factory.name} is a non-learned reference: it needs no training")
+    tiny = args.preset == "tiny"
+    options = {k: v for k, v in (("discriminator", args.discriminator), ("paths", args.paths)) if v}
+    settings = TrainSettings(
+        model=factory.name, data=str(args.data), split=args.split,
+        pool=str(args.pool) if args.pool else None,
+        epochs=args.epochs or (3 if tiny else 20), batch_size=args.batch_size or (8 if tiny else 4),
+        lr=args.lr, size=args.size or (64 if tiny else 256), device=args.device, amp=args.amp,
+        seed=args.seed, preset=args.preset, out=str(args.out or Path("runs") / factory.name),
+        pretrained=str(args.pretrained) if args.pretrained else None, save_every=args.save_every,
+        max_steps=args.max_steps, resume=args.resume, options=options)
+    summary = train(factory, settings, progress=not args.quiet)
+    print(f"{factory.name}: {summary['steps']} steps in {summary['seconds']:.1f} s "
+          f"({summary['images_per_second']:.1f} img/s), pretrained: {summary['pretrained']} → {summary['run']}")
+
+
 def _leaderboard(args) -> None:
     from ovbench.leaderboard import rebuild
 
@@ -278,7 +325,8 @@ def _convert(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"generate": _generate, "models": _models, "validate": _validate, "show": _show,
-                "convert": _convert, "evaluate": _evaluate, "leaderboard": _leaderboard}
+                "convert": _convert, "evaluate": _evaluate, "leaderboard": _leaderboard,
+                "train": _train}
     try:
         handlers[args.command](args)
     except UserError as exc:

@@ -117,11 +117,10 @@ def evaluate(model_name: str | None, data: Path, split: str = "test", checkpoint
         model = OutsidePredictions(predictions)
         model_name = "predictions"
     else:
-        from ovbench.baselines import get_model
+        from ovbench.baselines import create_model
 
-        factory = get_model(model_name)
-        model_name = factory.name
-        model = factory(checkpoint=checkpoint, pool=pool, device=device, iterations=iterations)
+        model = create_model(model_name, checkpoint, pool, device, iterations)
+        model_name = model.name
         if getattr(model, "checkpoint_path", None):
             checkpoint_info = {"file": Path(model.checkpoint_path).name,
                                "sha256": file_sha256(model.checkpoint_path)}

@@ -10,9 +10,14 @@ $(STAMP): pyproject.toml scripts/setup.sh
 
 setup: $(STAMP)
 
-# The main job on the built-in default data.
+# The main job on the built-in default data: generate, train a small seganv, evaluate, leaderboard.
 demo: $(STAMP)
 	$(VENV)/bin/ovbench generate
+	$(VENV)/bin/ovbench train --model seganv --data ovbench-data/ovd --pool ovbench-data/pool.h5 --preset tiny --resume
+	$(VENV)/bin/ovbench evaluate --model seganv --data ovbench-data/ovd --pool ovbench-data/pool.h5 --out leaderboards/demo/seganv-tiny.json
+	$(VENV)/bin/ovbench evaluate --model convex-hull --data ovbench-data/ovd --out leaderboards/demo/convex-hull.json
+	$(VENV)/bin/ovbench leaderboard
+	cat leaderboards/demo.md
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest
@@ -22,3 +27,6 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/pool.py
+	$(VENV)/bin/python bench/ovd.py
+	$(VENV)/bin/python bench/evaluate.py
+	$(VENV)/bin/python bench/train.py

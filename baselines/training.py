@@ -54,6 +54,8 @@ class TrainSettings:
     pretrained: str | None = None
     save_every: int = 0               # steps; 0: at the end of each epoch
     max_steps: int | None = None      # stop early (tests, smoke runs)
+    time_limit: float | None = None   # seconds of training, then checkpoint and stop
+    workers: int | None = None        # data-loading processes (default: 0 on CPU, up to 8 on GPU)
     resume: bool = False
     options: dict = field(default_factory=dict)   # model switches, e.g. discriminator, paths
 
@@ -344,6 +346,8 @@ def train(factory, settings: TrainSettings, progress: bool = True) -> dict:
     write_json(run / "settings.json", asdict(settings))
 
     batches_per_epoch = math.ceil(len(split) / (settings.batch_size * world))
+    loader_workers = (settings.workers if settings.workers is not None
+                      else (min(8, os.cpu_count() or 1) if model.device.type == "cuda" else 0))
     total = settings.epochs * batches_per_epoch
     if settings.max_steps:
         total = min(total, settings.max_steps)
@@ -355,19 +359,25 @@ def train(factory, settings: TrainSettings, progress: bool = True) -> dict:
         for epoch in range(epoch0, settings.epochs):
             order = _epoch_order(len(split), settings.seed, epoch)[rank::world]
             first = skip if epoch == epoch0 else 0
-            for b in range(first, batches_per_epoch):
+            remaining = order[first * settings.batch_size:]
+            # Loader workers only read and decode files; the order is ours, and the loader's own
+            # generator keeps it from drawing on the global RNG (dropout's), so resume is exact.
+            loader = torch.utils.data.DataLoader(
+                torch.utils.data.Subset(split, remaining), batch_size=settings.batch_size,
+                shuffle=False, num_workers=loader_workers, pin_memory=model.device.type == "cuda",
+                generator=torch.Generator().manual_seed(settings.seed))
+            for b, items in enumerate(loader, start=first):
                 if step >= total:
                     break
-                indices = order[b * settings.batch_size:(b + 1) * settings.batch_size]
-                if not indices:
-                    break
-                items = torch.utils.data.default_collate([split[i] for i in indices])
                 items = {k: (v.to(model.device, non_blocking=True) if torch.is_tensor(v) else v)
                          for k, v in items.items()}
+                if model.device.type == "cuda":
+                    items = {k: v.contiguous(memory_format=torch.channels_last)
+                             if torch.is_tensor(v) and v.dim() == 4 else v for k, v in items.items()}
                 nets.train()
                 losses = model.train_step(items, step, optimizers, settings.amp)
                 step += 1
-                images_done += len(indices)
+                images_done += len(items["image"])
                 bad = [k for k, v in losses.items() if not math.isfinite(v)]
                 if bad:
                     raise UserError(
@@ -379,6 +389,8 @@ def train(factory, settings: TrainSettings, progress: bool = True) -> dict:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(losses.items())[:3]})
                 end_of_epoch = b == batches_per_epoch - 1
                 due = settings.save_every and step % settings.save_every == 0
+                if settings.time_limit and time.perf_counter() - started >= settings.time_limit:
+                    total = step  # out of time: save now and stop
                 if rank == 0 and (due or end_of_epoch or step >= total):
                     next_epoch, next_batch = (epoch + 1, 0) if end_of_epoch else (epoch, b + 1)
                     model.nets = nets
@@ -407,6 +419,11 @@ def open_pool(path, model_name: str):
     if not Path(path).is_file():
         raise UserError(f"silhouette pool not found: {path} (make one with `ovbench generate pool`)")
     return SilhouettePool(Path(path), in_memory=True)
+
+
+def checkpoint_status(cls, runs: Path = Path("runs")) -> str:
+    steps = _steps_saved(runs / cls.name) if (runs / cls.name).is_dir() else []
+    return f"trained: {runs / cls.name}, step {steps[-1]}" if steps else "not trained yet"
 
 
 def load_for_evaluation(cls, checkpoint=None, pool=None, device="cpu", iterations=None,

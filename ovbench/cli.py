@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--paths", type=int, choices=[1, 2], default=None, help="seganv ablation")
     train.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps (default: each epoch)")
     train.add_argument("--max-steps", type=int, default=None, help="stop after N steps")
+    train.add_argument("--time-limit", type=float, default=None,
+                       help="stop (with a checkpoint) after this many seconds of training")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--out", type=Path, default=None, help="run folder (default runs/NAME)")
     train.add_argument("--quiet", action="store_true")
@@ -224,11 +226,13 @@ def _generate(args) -> None:
 
 def _models(_args) -> None:
     from ovbench.baselines import available_models
+    from ovbench.baselines.training import checkpoint_status
 
     for name, factory in available_models().items():
         aliases = ", ".join(getattr(factory, "aliases", ()))
         summary = (factory.__doc__ or "").strip().splitlines()[0]
-        print(f"{name:12s} {summary}" + (f" (aliases: {aliases})" if aliases else ""))
+        status = checkpoint_status(factory) if getattr(factory, "trainable", False) else "no training needed"
+        print(f"{name:12s} {summary}" + (f" (aliases: {aliases})" if aliases else "") + f" — {status}")
 
 
 def _cuda() -> bool:
@@ -278,7 +282,7 @@ def _train(args) -> None:
         lr=args.lr, size=args.size or (64 if tiny else 256), device=args.device, amp=args.amp,
         seed=args.seed, preset=args.preset, out=str(args.out or Path("runs") / factory.name),
         pretrained=str(args.pretrained) if args.pretrained else None, save_every=args.save_every,
-        max_steps=args.max_steps, resume=args.resume, options=options)
+        max_steps=args.max_steps, time_limit=args.time_limit, resume=args.resume, options=options)
     summary = train(factory, settings, progress=not args.quiet)
     print(f"{factory.name}: {summary['steps']} steps in {summary['seconds']:.1f} s "
           f"({summary['images_per_second']:.1f} img/s), pretrained: {summary['pretrained']} → {summary['run']}")

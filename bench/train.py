@@ -68,10 +68,10 @@ def rate(name: str, size: int, count: int, device: str, amp: bool, steps: int, p
     return count * steps / (time.perf_counter() - started)
 
 
-def largest_batch(name, size, amp, steps) -> tuple[int, float]:
+def largest_batch(name, size, amp, steps, limit) -> tuple[int, float]:
     best = (4, rate(name, size, 4, "cuda", amp, steps))
     count = 8
-    while count <= 64:
+    while count <= limit:
         try:
             best = (count, rate(name, size, count, "cuda", amp, steps))
         except torch.cuda.OutOfMemoryError:
@@ -86,6 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="deeplab,pix2pix,segan,seganv")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--cpu", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the CPU --preset tiny figure")
     args = parser.parse_args()
     names = args.models.split(",")
     if torch.cuda.is_available():
@@ -94,9 +97,11 @@ def main() -> None:
         for name in names:
             for amp in (False, True):
                 four = rate(name, 256, 4, "cuda", amp, args.steps)
-                count, most = largest_batch(name, 256, amp, args.steps)
+                count, most = largest_batch(name, 256, amp, args.steps, args.max_batch)
                 print(f"{name:8s} {'bf16 AMP' if amp else 'fp32    '}: batch 4 {four:7.1f} img/s; "
-                      f"batch {count} {most:7.1f} img/s")
+                      f"batch {count} {most:7.1f} img/s", flush=True)
+    if not args.cpu:
+        return
     torch.set_num_threads(2)
     for name in names:
         print(f"{name:8s} CPU --preset tiny (64², batch 8): "

@@ -113,9 +113,11 @@ def evaluate(model_name: str | None, data: Path, split: str = "test", checkpoint
     started = time.perf_counter()
     split_data = AmodalSplit(data, split)
     checkpoint_info, model_config = None, {}
+    pretrained = "none (not a learned model)"
     if predictions is not None:
         model = OutsidePredictions(predictions)
         model_name = "predictions"
+        pretrained = "unknown (outside predictions)"
     else:
         from ovbench.baselines import create_model
 
@@ -125,6 +127,7 @@ def evaluate(model_name: str | None, data: Path, split: str = "test", checkpoint
             checkpoint_info = {"file": Path(model.checkpoint_path).name,
                                "sha256": file_sha256(model.checkpoint_path)}
         model_config = getattr(model, "config", {}) or {}
+        pretrained = getattr(model, "pretrained_note", pretrained)
 
     mask_metrics, appearance_metrics = MaskMetrics(), AppearanceMetrics()
     icp_model, icp_reason = load_inception(icp_weights, device)
@@ -191,8 +194,7 @@ def evaluate(model_name: str | None, data: Path, split: str = "test", checkpoint
         "dataset": {"name": split_data.manifest["name"], "kind": split_data.manifest["kind"],
                     "split": split, "instances": len(split_data), "manifest_sha256": manifest_sha},
         "checkpoint": checkpoint_info,
-        "pretrained": model_config.get("pretrained", "none (not a learned model)"
-                                       if predictions is None and checkpoint_info is None else "unknown"),
+        "pretrained": pretrained,
         "config": {"batch_size": batch_size, "iterations": iterations, "device": device,
                    "pool": Path(pool).name if pool else None, "model": model_config},
         "metrics": metrics, "versions": _versions(), "hardware": _hardware(device),

@@ -37,9 +37,11 @@ def remove_stale_temporaries(folder: Path) -> None:
 
 
 def check_writable(path: Path) -> None:
-    """UserError unless `path` can be created: its folder exists and is writable."""
+    """Create `path`'s folder if needed; UserError if it cannot be created or written."""
     folder = Path(path).absolute().parent
-    if not folder.is_dir():
-        raise UserError(f"output folder does not exist: {folder}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {folder}: {exc.strerror}") from exc
     if not os.access(folder, os.W_OK):
         raise UserError(f"output folder is not writable: {folder}")

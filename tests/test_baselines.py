@@ -204,3 +204,15 @@ def test_bad_training_input(small_ovd, tmp_path, cli, monkeypatch):
 def test_registry_aliases_for_learned_models():
     assert get_model("yan2019") is get_model("seganv") is get_model("coupled")
     assert get_model("ehsani2018").name == "segan"
+
+
+def test_results_record_initialisation(small_ovd, tmp_path, cli):
+    run = tmp_path / "pix"
+    train(get_model("pix2pix"), settings("pix2pix", small_ovd, run, max_steps=1), progress=False)
+    out = tmp_path / "result.json"
+    assert cli("evaluate", "--model", "pix2pix", "--checkpoint", run, "--data", small_ovd,
+               "--quiet", "--out", out).code == 0
+    result = json.loads(out.read_text())
+    assert result["pretrained"] == "none (random initialisation)"
+    assert result["checkpoint"]["file"] == "model-1.safetensors"
+    assert result["config"]["model"]["ngf"] == 16

@@ -183,7 +183,7 @@ def test_bad_input_gets_one_line(cli, tmp_path, case):
     elif case == "unwritable":
         (tmp_path / "file").write_text("not a folder")
         out = tmp_path / "file" / "pool.h5"
-        expected = "output folder does not exist"
+        expected = "cannot create output folder"
     else:
         args = ["generate", "pool", "--views", 0]
         expected = "--views"

@@ -72,6 +72,24 @@ def _ovd_parser(stages) -> None:
     _add_generator_options(ovd, "output folder (default ovbench-data/ovd)", DEFAULT_DATA / "ovd")
 
 
+def _dyce_parser(stages) -> None:
+    dyce = stages.add_parser(
+        "dyce", help="DYCE-style 3D scenes → dataset folder",
+        description="Render scenes of several objects, together and each alone: exact amodal masks, "
+                    "appearance, depth and the occlusion graph.")
+    dyce.add_argument("--vehicles", default="procedural",
+                      help="procedural (default) | shapenet:ROOT | meshes:DIR")
+    dyce.add_argument("--models", type=int, default=None,
+                      help="vehicle models (default 200 procedural, or all of a file source)")
+    dyce.add_argument("--objects", default="3:6", help="objects per scene MIN:MAX (default 3:6)")
+    dyce.add_argument("--views-per-scene", type=int, default=2)
+    dyce.add_argument("--splits", default="train=60,test=20", help="images per split")
+    dyce.add_argument("--min-visible", type=int, default=10,
+                      help="objects with fewer visible pixels are not annotated (default 10, as DYCE)")
+    dyce.add_argument("--size", type=int, default=256)
+    _add_generator_options(dyce, "output folder (default ovbench-data/dyce)", DEFAULT_DATA / "dyce")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ovbench", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ovbench {__version__}")
@@ -85,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     stages = generate.add_subparsers(dest="stage")
     _pool_parser(stages)
     _ovd_parser(stages)
+    _dyce_parser(stages)
 
     validate = commands.add_parser("validate", help="check a dataset folder's checksums and invariants")
     validate.add_argument("dir", type=Path)
@@ -193,16 +212,33 @@ def _ovd_config(args, **overrides):
     return OvdConfig(**{**fields, **overrides})
 
 
+def _dyce_config(args):
+    from ovbench.dyce import DyceConfig
+    from ovbench.ovd import parse_splits
+
+    low, _, high = args.objects.partition(":")
+    if not (low.isdigit() and high.isdigit()):
+        raise UserError(f"bad --objects {args.objects!r}: use MIN:MAX, e.g. 3:6")
+    return DyceConfig(vehicles=args.vehicles, models=args.models, objects=(int(low), int(high)),
+                      views_per_scene=args.views_per_scene, splits=parse_splits(args.splits),
+                      size=args.size, seed=args.seed, min_visible=args.min_visible)
+
+
 def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _generate(args) -> None:
+    from ovbench.dyce import generate_dyce
     from ovbench.ovd import generate_ovd
     from ovbench.pool import PoolConfig, generate_pool
 
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
+    if args.stage == "dyce":
+        _print_dataset_summary(generate_dyce(_dyce_config(args), args.out, args.workers, args.resume,
+                                             progress=not args.quiet))
+        return
     if args.stage == "ovd":
         _print_dataset_summary(generate_ovd(_ovd_config(args), args.out, args.workers, args.resume,
                                             progress=not args.quiet))
@@ -222,6 +258,10 @@ def _generate(args) -> None:
     ovd = _ovd_config(None, seed=args.seed, **DEMO_OVD)
     _print_dataset_summary(generate_ovd(ovd, args.out / "ovd", args.workers, resume=True,
                                         progress=not args.quiet))
+    from ovbench.dyce import DyceConfig
+
+    _print_dataset_summary(generate_dyce(DyceConfig(seed=args.seed), args.out / "dyce", args.workers,
+                                         resume=True, progress=not args.quiet))
 
 
 def _models(_args) -> None:

@@ -153,6 +153,9 @@ def validate(root: Path, limit: int = 50) -> Report:
             amodal_of = {a["id"]: _mask(a["segmentation"]) for a in anns}
             appearance_names = image.get("appearance")
             shared = _image(split_dir / appearance_names) if isinstance(appearance_names, str) else None
+            if image.get("instances_file"):
+                _check_scene(split_dir, f"{split}/{image['file_name']}", image, anns, amodal_of,
+                             occluders, min_visible, report)
             for ann in anns:
                 where = f"{where_file} annotation {ann['id']}"
                 appearance = shared
@@ -169,6 +172,39 @@ def validate(root: Path, limit: int = 50) -> Report:
                 report.fail(f"{a}/{b}", "splits share vehicle models",
                             ", ".join(sorted(shared_models)[:5]))
     return report
+
+
+def _check_scene(split_dir: Path, where: str, image: dict, anns: list, amodal_of: dict,
+                 occluders: dict, min_visible: int, report: Report) -> None:
+    """dyce: visible masks are the instance map's objects (so no pixel is visible twice, and
+    their union is its foreground, less objects too small to annotate); the occlusion graph
+    agrees with what is visible."""
+    instances = _image(split_dir / image["instances_file"]).astype(np.int64)
+    index = {object_id: k + 1 for k, object_id in enumerate(image["objects"])}
+    covered = np.zeros(instances.shape, np.int64)
+    for ann in anns:
+        visible = _mask(ann["visible_mask"])
+        covered += visible
+        if not np.array_equal(visible, instances == index.get(ann["id"], -1)):
+            report.fail(where, "visible mask differs from the instance map", f"annotation {ann['id']}")
+    if (covered > 1).any():
+        report.fail(where, "a pixel is visible in two objects")
+    rest = (instances > 0) & (covered == 0)
+    for k in np.unique(instances[rest]):
+        if (instances == k).sum() >= min_visible:
+            report.fail(where, "instance-map object with enough visible pixels is not annotated", str(k))
+    for edge in image.get("occlusion_graph", []):
+        front = amodal_of.get(edge["front"], occluders.get(edge["front"]))
+        back = amodal_of.get(edge["back"], occluders.get(edge["back"]))
+        if front is None or back is None:
+            report.fail(where, "occlusion graph names an unknown object", str(edge))
+            continue
+        shared = front & back
+        if int(shared.sum()) != edge["pixels"]:
+            report.fail(where, "occlusion graph pixel count differs from the masks", str(edge))
+        if 2 * int((shared & (instances == index[edge["back"]])).sum()) > int(shared.sum()):
+            report.fail(where, "occlusion graph says front, but the back object shows on most shared pixels",
+                        str(edge))
 
 
 def _check_object_appearance(split_dir: Path, where: str, ann: dict, names: dict, amodal: np.ndarray,

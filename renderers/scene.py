@@ -78,18 +78,22 @@ class Renderer:
         self._gl = offscreen_renderer(self.width, self.height)
         self._scene = None
         self._nodes: list = []
+        self._scenery: list = []
         self._camera_node = None
 
     def set_scene(self, objects: list[SceneObject], lighting: Lighting | None = None,
-                  background=(0.0, 0.0, 0.0)) -> None:
+                  background=(0.0, 0.0, 0.0), scenery: list[SceneObject] = ()) -> None:
+        """Objects get instance ids 1..n; scenery (ground, buildings) is drawn in colour only."""
         pr = self._pyrender
         lighting = lighting or Lighting()
         scene = pr.Scene(bg_color=(*background, 1.0), ambient_light=(lighting.ambient,) * 3)
-        self._nodes = []
-        for obj in objects:
+
+        def add(obj):
             smooth = obj.mesh.visual.kind != "face"  # face colours need flat shading
-            mesh = pr.Mesh.from_trimesh(obj.mesh, smooth=smooth)
-            self._nodes.append(scene.add(mesh, pose=obj.pose))
+            return scene.add(pr.Mesh.from_trimesh(obj.mesh, smooth=smooth), pose=obj.pose)
+
+        self._nodes = [add(obj) for obj in objects]
+        self._scenery = [add(obj) for obj in scenery]
         sun = pr.DirectionalLight(color=np.ones(3), intensity=lighting.sun_intensity)
         scene.add(sun, pose=look_at((0, 0, 0), lighting.sun_direction))
         self._camera_node = scene.add(pr.PerspectiveCamera(yfov=np.radians(35.0)))
@@ -124,6 +128,17 @@ class Renderer:
         self._aim(camera)
         color, _ = self._gl.render(self._scene)
         return color
+
+    def rgb_solo(self, camera: Camera, index: int) -> np.ndarray:
+        """Object `index` alone, lit exactly as in the scene, on the background colour."""
+        hidden = [node for k, node in enumerate(self._nodes) if k != index] + self._scenery
+        for node in hidden:
+            node.mesh.is_visible = False
+        try:
+            return self.rgb(camera)
+        finally:
+            for node in hidden:
+                node.mesh.is_visible = True
 
     def close(self) -> None:
         self._gl.delete()

@@ -12,6 +12,7 @@ import trimesh
 from .procedural import VEHICLE_TYPES, build_vehicle
 
 OCCLUDER_KINDS = ("person", "pole", "sign", "box", "bin", "bicycle", "vehicle")
+SCENE_OCCLUDER_KINDS = ("person", "pole", "sign", "box", "bin", "bicycle", "barrier", "tree")
 CLOTHES = np.array([(30, 30, 35), (70, 40, 30), (40, 60, 110), (150, 30, 40), (200, 200, 190),
                     (90, 110, 60), (120, 120, 125), (210, 160, 60)], dtype=np.float64)
 SKIN = np.array([(240, 200, 170), (200, 150, 110), (140, 95, 60), (90, 60, 40)], dtype=np.float64)
@@ -133,12 +134,35 @@ def bicycle(rng: np.random.Generator) -> trimesh.Trimesh:
     return trimesh.util.concatenate(parts)
 
 
+def barrier(rng: np.random.Generator) -> trimesh.Trimesh:
+    """A road barrier: a striped rail on two feet."""
+    length, height = rng.uniform(1.2, 2.5), rng.uniform(0.8, 1.1)
+    stripes = int(length / 0.25)
+    extents = [(0.08, 0.3, 0.1)] * 2 + [(length / stripes, 0.06, 0.25)] * stripes
+    centres = [(0, -length / 2 + 0.1, 0.05), (0, length / 2 - 0.1, 0.05)]
+    centres += [(0, -length / 2 + (k + 0.5) * length / stripes, height - 0.125) for k in range(stripes)]
+    colours = [(60, 60, 60)] * 2 + [(220, 40, 30) if k % 2 else (240, 240, 240) for k in range(stripes)]
+    legs = [_box((0.06, 0.06, height - 0.25), (0, y, (height - 0.25) / 2), (90, 90, 90))
+            for y in (-length / 2 + 0.1, length / 2 - 0.1)]
+    return trimesh.util.concatenate([_boxes(np.array(extents), np.array(centres), np.array(colours, float)),
+                                     *legs])
+
+
+def tree(rng: np.random.Generator) -> trimesh.Trimesh:
+    """A trunk and a round crown, 3-8 m tall."""
+    height = rng.uniform(3.0, 8.0)
+    trunk = _cylinder(rng.uniform(0.12, 0.3), height * 0.5, 0.0, (90, 65, 40))
+    crown = trimesh.creation.icosphere(subdivisions=2, radius=height * rng.uniform(0.2, 0.3))
+    crown.apply_translation((0, 0, height * 0.5 + crown.extents[2] * 0.35))
+    return trimesh.util.concatenate([trunk, _coloured(crown, rng.uniform((40, 90, 30), (90, 150, 70)))])
+
+
 def other_vehicle(rng: np.random.Generator) -> trimesh.Trimesh:
     return build_vehicle(VEHICLE_TYPES[rng.integers(len(VEHICLE_TYPES))], rng)
 
 
 BUILDERS = {"person": person, "pole": pole, "sign": sign, "box": crate, "bin": bin_,
-            "bicycle": bicycle, "vehicle": other_vehicle}
+            "bicycle": bicycle, "vehicle": other_vehicle, "barrier": barrier, "tree": tree}
 
 
 def build_occluder(kind: str, rng: np.random.Generator) -> trimesh.Trimesh:

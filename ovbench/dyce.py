@@ -1,0 +1,331 @@
+"""DYCE-style 3D scenes (`ovbench generate dyce`): several objects rendered together and each alone.
+
+SeGAN's DYCE rendered scenes and re-rendered every object with everything else removed; here:
+per view, one SEG pass gives the instance map and depth, one SEG pass per object its amodal mask
+and own depth (visible = the object's pixels of the instance map), and one colour pass per
+occluded object its appearance alone, lit as in the scene. Objects with fewer than `min_visible`
+visible pixels are not annotated (DYCE used 10) but still occlude; they are listed in the split's
+top-level `occluders` so every hidden pixel has its occluder on record.
+
+Per image: the input, a 16-bit depth map in millimetres (`depth/<id>.png`), the instance map
+(`instances/<id>.png`, value k = the k-th object of the image record's `objects`), the occlusion
+graph (for each overlapping pair: who is in front at most shared pixels, and how many), and the
+depth order. Per object: amodal and visible masks, RGBA appearance (alpha = amodal mask; the
+visible pixels are the input's own), mean depth, boxes, occlude_rate, occluders, order.
+Scenes are split so that test vehicle models are never seen in training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import trimesh
+from tqdm import tqdm
+
+from ovbench import dataset
+from ovbench import masks as masks_lib
+from ovbench.assets.occluders import SCENE_OCCLUDER_KINDS, build_occluder
+from ovbench.assets.procedural import build_vehicle
+from ovbench.assets.sources import ModelRef, list_source, load_model
+from ovbench.errors import GLUnavailable, UserError
+from ovbench.executor import run_tasks
+from ovbench.ovd_sources import CATEGORY_OF_TYPE, YFOV, _lighting, _sky
+from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
+from ovbench.seeding import rng_for
+
+GROUND_RADIUS = 11.0     # metres: objects stand inside this disc
+PLACEMENT_TRIES = 200
+CATEGORIES = ("car", "bus", "truck", *SCENE_OCCLUDER_KINDS)
+
+
+@dataclass(frozen=True)
+class DyceConfig:
+    vehicles: str = "procedural"
+    models: int | None = None            # procedural: 200 models; file sources: all
+    objects: tuple = (3, 6)
+    views_per_scene: int = 2
+    splits: tuple = (("train", 60), ("test", 20))
+    size: int = 256
+    seed: int = 0
+    min_visible: int = 10
+
+    def record(self) -> dict:
+        data = asdict(self)
+        data["vehicles"] = self.vehicles.split(":", 1)[0]
+        data["objects"], data["splits"] = list(self.objects), [list(s) for s in self.splits]
+        return data
+
+
+@dataclass
+class Placed:
+    mesh: trimesh.Trimesh
+    pose: np.ndarray
+    category: str
+    model_id: str | None      # vehicles only
+    source: str
+    radius: float             # footprint circle
+
+
+@dataclass
+class ViewObjects:
+    """Masks and depths of one view (index k ↔ the k-th placed object)."""
+
+    instances: np.ndarray     # int32, 0 background
+    depth: np.ndarray         # float32 metres, 0 background
+    amodal: list
+    visible: list
+    own_depth: list
+
+
+def place_objects(meshes: list[tuple], rng: np.random.Generator, radius: float = GROUND_RADIUS) -> list[Placed]:
+    """Stand the meshes on the ground at random positions and headings, footprints not
+    overlapping; UserError when they cannot all fit."""
+    placed: list[Placed] = []
+    for mesh, category, model_id, source in meshes:
+        mesh = mesh.copy()
+        mesh.apply_translation((0, 0, -mesh.bounds[0, 2]))
+        footprint = float(np.linalg.norm(mesh.extents[:2]) / 2)
+        for _ in range(PLACEMENT_TRIES):
+            distance = radius * math.sqrt(rng.uniform(0, 1))
+            angle = rng.uniform(0, 2 * math.pi)
+            xy = np.array([distance * math.cos(angle), distance * math.sin(angle)])
+            if all(np.linalg.norm(xy - p.pose[:2, 3]) > footprint + p.radius + 0.2 for p in placed):
+                break
+        else:
+            raise UserError(f"cannot place {len(meshes)} objects without overlap on the ground "
+                            f"({radius:.0f} m radius; {len(placed)} fitted): lower --objects")
+        pose = trimesh.transformations.rotation_matrix(rng.uniform(0, 2 * math.pi), (0, 0, 1))
+        pose[:2, 3] = xy
+        placed.append(Placed(mesh, pose, category, model_id, source, footprint))
+    return placed
+
+
+def render_view(renderer, count: int, camera: Camera) -> ViewObjects:
+    ids, depth = renderer.instances(camera)
+    amodal, visible, own = [], [], []
+    for k in range(count):
+        mask, own_depth = renderer.solo(camera, k)
+        amodal.append(mask)
+        visible.append(ids == k + 1)
+        own.append(own_depth)
+    return ViewObjects(ids, depth, amodal, visible, own)
+
+
+def occlusion_graph(view: ViewObjects, keys: list[int]) -> list[dict]:
+    """For each pair of objects whose amodal masks overlap: the one nearer the camera at most of
+    the shared pixels is in front."""
+    edges = []
+    for a in range(len(keys)):
+        for b in range(a + 1, len(keys)):
+            shared = view.amodal[a] & view.amodal[b]
+            n = int(shared.sum())
+            if n == 0:
+                continue
+            a_front = int((view.own_depth[a][shared] < view.own_depth[b][shared]).sum())
+            front, back = (a, b) if a_front * 2 >= n else (b, a)
+            edges.append({"front": keys[front], "back": keys[back], "pixels": n})
+    return edges
+
+
+def _camera(placed: list[Placed], rng) -> Camera:
+    """Eye (1.4-1.8 m) or dash-cam (1.1-1.3 m) height, 6-20 m from an object it looks at, not
+    standing inside any object."""
+    for _ in range(100):
+        target = placed[int(rng.integers(len(placed)))]
+        height = rng.uniform(1.4, 1.8) if rng.random() < 0.7 else rng.uniform(1.1, 1.3)
+        angle, distance = rng.uniform(0, 2 * math.pi), rng.uniform(6.0, 20.0)
+        eye = np.array([target.pose[0, 3] + distance * math.cos(angle),
+                        target.pose[1, 3] + distance * math.sin(angle), height])
+        if all(np.linalg.norm(eye[:2] - p.pose[:2, 3]) > p.radius + 0.5 for p in placed):
+            centre = target.pose[:3, 3] + (0, 0, target.mesh.extents[2] * 0.5)
+            return Camera(look_at(eye, centre), yfov=YFOV)
+    raise UserError("could not find a camera position outside every object: lower --objects")
+
+
+def _ground(rng) -> SceneObject:
+    ground = trimesh.creation.box(extents=(200.0, 200.0, 0.02))
+    ground.apply_translation((0, 0, -0.011))
+    ground.visual.face_colors = np.append(np.clip(rng.uniform(60, 130) * np.ones(3) + rng.normal(0, 6, 3),
+                                                  0, 255), 255).astype(np.uint8)
+    return SceneObject(ground)
+
+
+def _scene_meshes(config: DyceConfig, vehicles: list[ModelRef], rng) -> list[tuple]:
+    count = int(rng.integers(config.objects[0], config.objects[1] + 1))
+    meshes = []
+    for k in range(count):
+        if k == 0 or rng.random() < 0.5:  # at least one vehicle per scene
+            ref = vehicles[int(rng.integers(len(vehicles)))]
+            kind = ref.model_id.rsplit("-", 1)[0]
+            meshes.append((load_model(ref), CATEGORY_OF_TYPE.get(kind, "car"), ref.model_id, ref.source))
+        else:
+            kind = SCENE_OCCLUDER_KINDS[int(rng.integers(len(SCENE_OCCLUDER_KINDS)))]
+            meshes.append((build_occluder(kind, rng), kind, None, "builtin"))
+    return meshes
+
+
+@dataclass
+class DyceSplit:
+    name: str
+    images: int
+    first_id: int
+    vehicles: list = field(default_factory=list)
+
+
+def _annotate(view: ViewObjects, placed: list[Placed], image_id: int, min_visible: int):
+    """Records for one view: annotations of objects visible enough, and the others as occluders."""
+    base = image_id * dataset.OBJECT_STRIDE
+    keys = [base + k for k in range(len(placed))]
+    mean_depth = [float(view.own_depth[k][view.amodal[k]].mean()) if view.amodal[k].any() else math.inf
+                  for k in range(len(placed))]
+    annotated = [k for k in range(len(placed)) if view.visible[k].sum() >= min_visible]
+    ranks = {k: r for r, k in enumerate(sorted(annotated, key=lambda k: mean_depth[k]), start=1)}
+    annotations, occluders = [], []
+    for k, obj in enumerate(placed):
+        amodal, visible = view.amodal[k], view.visible[k]
+        if not amodal.any():
+            continue  # out of view
+        invisible = amodal & ~visible
+        front = view.instances[invisible]
+        hiders = [{"id": keys[j - 1], "pixels": int((front == j).sum())} for j in np.unique(front) if j > 0]
+        record = {"id": keys[k], "image_id": image_id, "category": obj.category,
+                  "segmentation": masks_lib.encode(amodal), "bbox": masks_lib.bbox(amodal),
+                  "area": int(amodal.sum())}
+        if k not in ranks:
+            occluders.append({**record, "order": None, "source": obj.source})
+            continue
+        area = int(amodal.sum())
+        annotations.append({
+            **{key: record[key] for key in ("id", "image_id", "segmentation", "bbox", "area")},
+            "category_id": CATEGORIES.index(obj.category) + 1, "iscrowd": 0,
+            "inmodal_seg": masks_lib.encode(visible), "inmodal_bbox": masks_lib.bbox(visible),
+            "visible_mask": masks_lib.encode(visible), "invisible_mask": masks_lib.encode(invisible),
+            "occlude_rate": 1.0 - int(visible.sum()) / area, "occluders": hiders,
+            "depth": round(mean_depth[k], 4), "order": ranks[k], "model_id": obj.model_id,
+            "source": obj.source,
+        })
+    return annotations, occluders, keys, annotated
+
+
+def _make_scene(task: tuple) -> int:
+    split, scene, config, root = task
+    views = [v for v in range(config.views_per_scene)
+             if scene * config.views_per_scene + v < split.images
+             and not dataset.item_done(root, split.name, split.first_id + scene * config.views_per_scene + v)]
+    if not views:
+        return 0
+    rng = rng_for(config.seed, "dyce-scene", split.name, scene)
+    placed = place_objects(_scene_meshes(config, split.vehicles, rng), rng)
+    renderer = shared_renderer(config.size)
+    sky = _sky(2, rng)[-1, 0] / 255.0  # the horizon colour of a sky, as a flat background
+    renderer.set_scene([SceneObject(p.mesh, p.pose) for p in placed], _lighting(rng),
+                       background=tuple(sky), scenery=[_ground(rng)])
+    cameras = [_camera(placed, rng_for(config.seed, "dyce-view", split.name, scene, v))
+               for v in range(config.views_per_scene)]
+    made = 0
+    for v in views:
+        image_id = split.first_id + scene * config.views_per_scene + v
+        view = render_view(renderer, len(placed), cameras[v])
+        rgb = renderer.rgb(cameras[v])
+        annotations, occluders, keys, annotated = _annotate(view, placed, image_id, config.min_visible)
+        folder = root / split.name
+        appearance = {}
+        for k in annotated:
+            rgba = np.zeros((config.size, config.size, 4), np.uint8)
+            if (view.amodal[k] & ~view.visible[k]).any():
+                rgba[..., :3] = renderer.rgb_solo(cameras[v], k)
+            rgba[view.visible[k], :3] = rgb[view.visible[k]]  # visible pixels: the input's own
+            rgba[..., 3] = view.amodal[k] * 255
+            name = f"appearance/{image_id:06d}_{keys[k]}.png"
+            dataset.write_png(folder / name, rgba)
+            appearance[str(keys[k])] = name
+        depth_mm = np.clip(np.round(view.depth * 1000), 0, 65535).astype(np.uint16)
+        dataset.write_png(folder / f"depth/{image_id:06d}.png", depth_mm)
+        dataset.write_png(folder / f"instances/{image_id:06d}.png", view.instances.astype(np.uint16))
+        dataset.write_png(folder / f"images/{image_id:06d}.png", rgb)
+        graph = occlusion_graph(view, keys)
+        record = {
+            "id": image_id, "file_name": f"images/{image_id:06d}.png", "width": config.size,
+            "height": config.size, "appearance": appearance,
+            "depth_file": f"depth/{image_id:06d}.png", "instances_file": f"instances/{image_id:06d}.png",
+            "objects": keys, "occlusion_graph": graph,
+            "depth_order": [a["id"] for a in sorted(annotations, key=lambda a: a["order"])],
+            "scene": f"{split.name}-{scene}",
+        }
+        dataset.write_item(root, dataset.Item(split.name, record, annotations, {"occluders": occluders}))
+        made += 1
+    return made
+
+
+def _plan_splits(config: DyceConfig) -> tuple[list[DyceSplit], str]:
+    listing = list_source(config.vehicles, config.models if config.models else
+                          (200 if config.vehicles == "procedural" else None), config.seed)
+    models = listing.models
+    if len(models) < len(config.splits):
+        raise UserError(f"{len(models)} vehicle models cannot be split into {len(config.splits)} "
+                        "splits without sharing one")
+    order = rng_for(config.seed, "dyce-models").permutation(len(models))
+    total = sum(n for _, n in config.splits)
+    shares = [max(1, round(len(models) * n / total)) for _, n in config.splits]
+    shares[0] = len(models) - sum(shares[1:])
+    splits, start, first_id = [], 0, 1
+    for (name, images), share in zip(config.splits, shares):
+        splits.append(DyceSplit(name, images, first_id, [models[i] for i in order[start:start + share]]))
+        start += share
+        first_id += images
+    return splits, listing.description
+
+
+@dataclass
+class DyceSummary:
+    path: Path
+    counts: dict
+    seconds: float
+    mean_occlusion: float = 0.0
+    rejected: dict = field(default_factory=dict)
+
+
+def generate_dyce(config: DyceConfig, out: Path, workers: int = 1, resume: bool = False,
+                  progress: bool = True) -> DyceSummary:
+    out = Path(out)
+    lo, hi = config.objects
+    if not 1 <= lo <= hi or hi > 30:
+        raise UserError(f"bad --objects {lo}:{hi}: use MIN:MAX with 1 ≤ MIN ≤ MAX ≤ 30")
+    if config.views_per_scene < 1 or config.size < 32:
+        raise UserError("--views-per-scene must be ≥ 1 and --size ≥ 32")
+    started = time.perf_counter()
+    splits, description = _plan_splits(config)
+    # Place the largest scene of sedans up front, so an impossible --objects fails before work.
+    sedan = build_vehicle("sedan", rng_for(config.seed, "dyce-probe"))
+    place_objects([(sedan, "car", None, "probe")] * hi, rng_for(config.seed, "dyce-probe"))
+    record = config.record()
+    fresh = not (out / dataset.PARTS).exists()
+    if not dataset.start(out, "dyce", record, resume):
+        return DyceSummary(out, dataset.load_manifest(out)["splits"], 0.0)
+    tasks = [(split, scene, config, out) for split in splits
+             for scene in range(math.ceil(split.images / config.views_per_scene))]
+    total = sum(s.images for s in splits)
+    done = sum(dataset.item_done(out, s.name, s.first_id + i) for s in splits for i in range(s.images))
+    try:
+        with tqdm(total=total, initial=done, unit="img", desc="dyce", disable=not progress) as bar:
+            for made in run_tasks(_make_scene, tasks, workers):
+                bar.update(made)
+    except GLUnavailable:
+        if fresh:
+            dataset.discard(out)
+        raise
+    categories = [{"id": i + 1, "name": n, "supercategory": "vehicle" if i < 3 else "object"}
+                  for i, n in enumerate(CATEGORIES)]
+    manifest = dataset.finish(out, out.name, "dyce", record, categories, [s.name for s in splits],
+                              {"vehicles": description, "occluders": ", ".join(SCENE_OCCLUDER_KINDS)})
+    rates = []
+    for split in splits:
+        rates += [a["occlude_rate"] for a in json.loads((out / split.name / "annotations.json")
+                                                         .read_text())["annotations"]]
+    return DyceSummary(out, manifest["splits"], time.perf_counter() - started,
+                       float(np.mean(rates)) if rates else 0.0)

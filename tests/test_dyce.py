@@ -1,0 +1,133 @@
+"""`ovbench generate dyce`: a hand-built scene against geometry, generated sets against invariants."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import trimesh
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from ovbench.dyce import Placed, _annotate, occlusion_graph, render_view
+from ovbench.renderers import Camera, Renderer, SceneObject, look_at
+
+SIZE = 128
+YFOV = math.radians(40.0)
+FOCAL = (SIZE / 2) / math.tan(YFOV / 2)
+
+
+def covered(lo, hi):
+    i = np.arange(SIZE)
+    return i[(i + 0.5 > lo) & (i + 0.5 < hi)]
+
+
+def rle(r):
+    return mask_utils.decode({"size": r["size"], "counts": r["counts"].encode()}).astype(bool)
+
+
+def test_two_boxes_one_behind_the_other():
+    front = trimesh.creation.box(extents=(1.0, 1.0, 2.0))
+    back = trimesh.creation.box(extents=(1.0, 3.0, 2.0))
+    poses = [np.eye(4), np.eye(4)]
+    poses[0][:3, 3] = (3.0, 0.0, 1.0)   # near face at x = 3.5: 8.5 m from the camera
+    poses[1][:3, 3] = (0.0, 0.0, 1.0)   # near face at x = 0.5: 11.5 m
+    placed = [Placed(front, poses[0], "box", None, "builtin", 0.7),
+              Placed(back, poses[1], "car", "m-1", "procedural", 1.6)]
+    renderer = Renderer(SIZE)
+    renderer.set_scene([SceneObject(p.mesh, p.pose) for p in placed])
+    camera = Camera(look_at((12.0, 0.0, 1.0), (0.0, 0.0, 1.0)), yfov=YFOV)
+    view = render_view(renderer, 2, camera)
+    annotations, occluders, keys, annotated = _annotate(view, placed, image_id=1, min_visible=10)
+    c = SIZE / 2
+    front_cols = covered(c - FOCAL * 0.5 / 8.5, c + FOCAL * 0.5 / 8.5)
+    back_cols = covered(c - FOCAL * 1.5 / 11.5, c + FOCAL * 1.5 / 11.5)
+    back_rows = covered(c - FOCAL * 1.0 / 11.5, c + FOCAL * 1.0 / 11.5)
+    box_front, box_back = (a for a in sorted(annotations, key=lambda a: a["order"]))
+    amodal_back, visible_back = rle(box_back["segmentation"]), rle(box_back["visible_mask"])
+    np.testing.assert_array_equal(np.flatnonzero(amodal_back.any(0)), back_cols)
+    np.testing.assert_array_equal(np.flatnonzero(amodal_back.any(1)), back_rows)
+    hidden = rle(box_back["invisible_mask"])
+    np.testing.assert_array_equal(np.flatnonzero(hidden.any(0)), front_cols)  # behind the front box
+    np.testing.assert_array_equal(np.flatnonzero(hidden.any(1)), back_rows)
+    assert box_back["occlude_rate"] == pytest.approx(len(front_cols) / len(back_cols), abs=1e-9)
+    assert box_front["occlude_rate"] == 0 and box_front["order"] == 1 and box_back["order"] == 2
+    assert box_front["depth"] == pytest.approx(8.5, abs=1e-3)
+    assert box_back["depth"] == pytest.approx(11.5, abs=1e-3)
+    assert box_back["occluders"] == [{"id": keys[0], "pixels": int(hidden.sum())}]
+    graph = occlusion_graph(view, keys)
+    assert graph == [{"front": keys[0], "back": keys[1], "pixels": int(hidden.sum())}]
+    assert occluders == [] and annotated == [0, 1]
+
+
+@pytest.fixture(scope="module")
+def dyce_set(tmp_path_factory):
+    from ovbench.cli import main
+
+    out = tmp_path_factory.mktemp("dyce") / "set"
+    assert main(["generate", "dyce", "--splits", "train=8,test=4", "--size", "96", "--objects", "3:5",
+                 "--models", "20", "--workers", "1", "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def test_dyce_invariants_recomputed(dyce_set, cli):
+    assert cli("validate", dyce_set).code == 0
+    models = {}
+    for split in ("train", "test"):
+        data = json.loads((dyce_set / split / "annotations.json").read_text())
+        models[split] = {a["model_id"] for a in data["annotations"] if a["model_id"]}
+        small = {o["id"] for o in data["occluders"]}
+        for image in data["images"]:
+            anns = [a for a in data["annotations"] if a["image_id"] == image["id"]]
+            instances = np.asarray(Image.open(dyce_set / split / image["instances_file"]))
+            depth = np.asarray(Image.open(dyce_set / split / image["depth_file"]))
+            assert depth.dtype == np.uint16 and (depth[instances > 0] > 0).all()
+            visible = np.array([rle(a["visible_mask"]) for a in anns]).reshape(-1, *instances.shape)
+            assert (visible.sum(axis=0) <= 1).all()          # no pixel visible in two objects
+            union = visible.any(axis=0)
+            index = {oid: k + 1 for k, oid in enumerate(image["objects"])}
+            small_pixels = np.isin(instances, [index[o] for o in small if o in index])
+            assert np.array_equal(union, (instances > 0) & ~small_pixels)
+            pixels = np.asarray(Image.open(dyce_set / split / image["file_name"]))
+            for ann in anns:
+                rgba = np.asarray(Image.open(dyce_set / split / image["appearance"][str(ann["id"])]))
+                assert np.array_equal(rgba[..., 3] > 0, rle(ann["segmentation"]))
+                v = rle(ann["visible_mask"])
+                assert np.array_equal(rgba[v][:, :3], pixels[v])
+                assert v.sum() >= 10
+            for edge in image["occlusion_graph"]:
+                front = next((a for a in anns if a["id"] == edge["front"]), None)
+                back = next((a for a in anns if a["id"] == edge["back"]), None)
+                if front and back:
+                    shared = rle(front["segmentation"]) & rle(back["segmentation"])
+                    assert (shared & rle(back["visible_mask"])).sum() * 2 <= shared.sum()
+            orders = sorted(a["order"] for a in anns)
+            assert orders == list(range(1, len(anns) + 1))
+    assert not models["train"] & models["test"]
+
+
+def test_dyce_same_files_whatever_the_workers(dyce_set, tmp_path, cli):
+    two = tmp_path / "two"
+    assert cli("generate", "dyce", "--splits", "train=8,test=4", "--size", 96, "--objects", "3:5",
+               "--models", 20, "--workers", 2, "--quiet", "--out", two).code == 0
+    expected = json.loads((dyce_set / "manifest.json").read_text())["files"]
+    assert json.loads((two / "manifest.json").read_text())["files"] == expected
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--objects", "25:30"], "cannot place 30 objects"),
+    (["--vehicles", "meshes:/nonexistent"], "mesh folder not found"),
+    (["--vehicles", "blender"], "bad source"),
+    (["--objects", "5"], "bad --objects"),
+])
+def test_dyce_bad_input(tmp_path, cli, args, expected):
+    out = tmp_path / "out"
+    result = cli("generate", "dyce", *args, "--quiet", "--workers", 1, "--out", out)
+    assert result.code == 2 and expected in result.error_line()
+    assert not out.exists()
+
+
+def test_dyce_unwritable_output(tmp_path, cli):
+    (tmp_path / "file").write_text("x")
+    result = cli("generate", "dyce", "--quiet", "--workers", 1, "--out", tmp_path / "file" / "set")
+    assert result.code == 2

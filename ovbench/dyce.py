@@ -17,6 +17,7 @@ Scenes are split so that test vehicle models are never seen in training.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -38,6 +39,8 @@ from ovbench.ovd_sources import CATEGORY_OF_TYPE, YFOV, _lighting, _sky
 from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
 from ovbench.seeding import rng_for
 
+# Scenes reuse vehicle models: keep recent ones per process (place_objects copies before moving).
+vehicle_mesh = functools.lru_cache(maxsize=128)(load_model)
 GROUND_RADIUS = 11.0     # metres: objects stand inside this disc
 PLACEMENT_TRIES = 200
 CATEGORIES = ("car", "bus", "truck", *SCENE_OCCLUDER_KINDS)
@@ -82,27 +85,38 @@ class ViewObjects:
     own_depth: list
 
 
-def place_objects(meshes: list[tuple], rng: np.random.Generator, radius: float = GROUND_RADIUS) -> list[Placed]:
-    """Stand the meshes on the ground at random positions and headings, footprints not
-    overlapping; UserError when they cannot all fit."""
-    placed: list[Placed] = []
+def place_objects(meshes: list[tuple], rng: np.random.Generator, radius: float = GROUND_RADIUS,
+                  attempts: int = 5) -> list[Placed]:
+    """Stand the meshes on the ground at random positions and headings inside the disc, footprints
+    not overlapping (largest first, several attempts); UserError when they cannot all fit."""
+    items = []
     for mesh, category, model_id, source in meshes:
         mesh = mesh.copy()
         mesh.apply_translation((0, 0, -mesh.bounds[0, 2]))
-        footprint = float(np.linalg.norm(mesh.extents[:2]) / 2)
-        for _ in range(PLACEMENT_TRIES):
-            distance = radius * math.sqrt(rng.uniform(0, 1))
-            angle = rng.uniform(0, 2 * math.pi)
-            xy = np.array([distance * math.cos(angle), distance * math.sin(angle)])
-            if all(np.linalg.norm(xy - p.pose[:2, 3]) > footprint + p.radius + 0.2 for p in placed):
+        items.append((mesh, category, model_id, source, float(np.linalg.norm(mesh.extents[:2]) / 2)))
+    order = sorted(range(len(items)), key=lambda k: -items[k][4])
+    best = 0
+    for _ in range(attempts):
+        placed: dict[int, Placed] = {}
+        for k in order:
+            mesh, category, model_id, source, footprint = items[k]
+            for _ in range(PLACEMENT_TRIES):
+                distance = radius * math.sqrt(rng.uniform(0, 1))
+                angle = rng.uniform(0, 2 * math.pi)
+                xy = np.array([distance * math.cos(angle), distance * math.sin(angle)])
+                if all(np.linalg.norm(xy - p.pose[:2, 3]) > footprint + p.radius + 0.2
+                       for p in placed.values()):
+                    pose = trimesh.transformations.rotation_matrix(rng.uniform(0, 2 * math.pi), (0, 0, 1))
+                    pose[:2, 3] = xy
+                    placed[k] = Placed(mesh, pose, category, model_id, source, footprint)
+                    break
+            else:
                 break
-        else:
-            raise UserError(f"cannot place {len(meshes)} objects without overlap on the ground "
-                            f"({radius:.0f} m radius; {len(placed)} fitted): lower --objects")
-        pose = trimesh.transformations.rotation_matrix(rng.uniform(0, 2 * math.pi), (0, 0, 1))
-        pose[:2, 3] = xy
-        placed.append(Placed(mesh, pose, category, model_id, source, footprint))
-    return placed
+        if len(placed) == len(items):
+            return [placed[k] for k in range(len(items))]
+        best = max(best, len(placed))
+    raise UserError(f"cannot place {len(items)} objects without overlap on the ground ({radius:.0f} m "
+                    f"radius; at most {best} fitted): lower --objects")
 
 
 def render_view(renderer, count: int, camera: Camera) -> ViewObjects:
@@ -162,7 +176,7 @@ def _scene_meshes(config: DyceConfig, vehicles: list[ModelRef], rng) -> list[tup
         if k == 0 or rng.random() < 0.5:  # at least one vehicle per scene
             ref = vehicles[int(rng.integers(len(vehicles)))]
             kind = ref.model_id.rsplit("-", 1)[0]
-            meshes.append((load_model(ref), CATEGORY_OF_TYPE.get(kind, "car"), ref.model_id, ref.source))
+            meshes.append((vehicle_mesh(ref), CATEGORY_OF_TYPE.get(kind, "car"), ref.model_id, ref.source))
         else:
             kind = SCENE_OCCLUDER_KINDS[int(rng.integers(len(SCENE_OCCLUDER_KINDS)))]
             meshes.append((build_occluder(kind, rng), kind, None, "builtin"))

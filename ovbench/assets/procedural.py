@@ -8,6 +8,7 @@ wheels standing on z = 0, centred on the origin in x and y.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,10 +72,18 @@ def _extrude_side(profile: Polygon, width: float, color) -> trimesh.Trimesh:
     return mesh
 
 
-def _wheel(x: float, y: float, radius: float, tyre_width: float) -> trimesh.Trimesh:
-    wheel = trimesh.creation.cylinder(radius=radius, height=tyre_width, sections=20)
+@functools.lru_cache(maxsize=1)
+def _unit_wheel() -> trimesh.Trimesh:
+    """A cylinder of radius 1 and width 1 with its axis along y (built once, then scaled)."""
+    wheel = trimesh.creation.cylinder(radius=1.0, height=1.0, sections=20)
     wheel.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, (1, 0, 0)))
-    wheel.apply_translation((x, y, radius))
+    return wheel
+
+
+def _wheel(x: float, y: float, radius: float, tyre_width: float) -> trimesh.Trimesh:
+    unit = _unit_wheel()
+    vertices = unit.vertices * (radius, tyre_width, radius) + (x, y, radius)
+    wheel = trimesh.Trimesh(vertices, unit.faces.copy(), process=False)
     wheel.visual.face_colors = TYRE
     return wheel
 

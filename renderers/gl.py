@@ -5,6 +5,7 @@ workers inherit them from here, so importing this module is enough.
 """
 
 import contextlib
+import functools
 import os
 
 from ovbench.errors import GLUnavailable
@@ -52,10 +53,13 @@ def import_pyrender():
     return pyrender
 
 
-def offscreen_renderer(width: int, height: int):
-    """A pyrender OffscreenRenderer, or GLUnavailable with the line that fixes the machine."""
+@functools.lru_cache(maxsize=1)
+def offscreen_renderer():
+    """The process's one pyrender OffscreenRenderer (callers set its viewport size), or
+    GLUnavailable with the line that fixes the machine. It is never deleted: pyrender's delete
+    terminates the process's EGL display, which would break every other context."""
     pyrender = import_pyrender()
     try:
-        return pyrender.OffscreenRenderer(width, height)
+        return pyrender.OffscreenRenderer(64, 64)
     except Exception as exc:  # PyOpenGL raises many types for a missing driver
         raise GLUnavailable(_explain(exc)) from exc

@@ -70,12 +70,13 @@ def _decode_ids(seg: np.ndarray) -> np.ndarray:
 
 
 class Renderer:
-    """One OpenGL context; load a scene with `set_scene`, then render it from any camera."""
+    """A scene and an image size on the process's one OpenGL context: load a scene with
+    `set_scene`, then render it from any camera. Renderers are cheap; make as many as needed."""
 
     def __init__(self, width: int, height: int | None = None):
         self._pyrender = import_pyrender()
         self.width, self.height = int(width), int(height or width)
-        self._gl = offscreen_renderer(self.width, self.height)
+        self._gl = offscreen_renderer()
         self._scene = None
         self._nodes: list = []
         self._scenery: list = []
@@ -102,6 +103,7 @@ class Renderer:
     def _aim(self, camera: Camera) -> None:
         if self._scene is None:
             raise RuntimeError("Renderer.set_scene must be called before rendering")
+        self._gl.viewport_width, self._gl.viewport_height = self.width, self.height
         node = self._camera_node
         node.camera.yfov, node.camera.znear, node.camera.zfar = camera.yfov, camera.znear, camera.zfar
         node.camera.aspectRatio = self.width / self.height
@@ -140,11 +142,7 @@ class Renderer:
             for node in hidden:
                 node.mesh.is_visible = True
 
-    def close(self) -> None:
-        self._gl.delete()
-
-
 @functools.lru_cache(maxsize=None)
 def shared_renderer(width: int, height: int | None = None) -> Renderer:
-    """The process's renderer for a size: contexts are costly, and one per process is safe."""
+    """A renderer per size for code that renders one scene at a time (workers, generators)."""
     return Renderer(width, height)

@@ -24,9 +24,7 @@ def covered_pixels(lo: float, hi: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def renderer():
-    r = Renderer(SIZE)
-    yield r
-    r.close()
+    return Renderer(SIZE)
 
 
 def test_box_face_covers_its_projected_extent(renderer):
@@ -95,3 +93,22 @@ def test_rendering_and_torchvision_live_in_one_process():
             "import torchvision.models; print('alive')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0 and "alive" in result.stdout, result.stderr[-500:]
+
+
+def test_many_renderers_share_one_context():
+    box = trimesh.creation.box(extents=(2.0, 2.0, 2.0))
+    camera = Camera(look_at((11.0, 0.0, 0.0), (0.0, 0.0, 0.0)), yfov=YFOV)
+    small, large = Renderer(32), Renderer(SIZE)
+    for r in (small, large):
+        r.set_scene([SceneObject(box)])
+    throwaway = Renderer(16)
+    throwaway.set_scene([SceneObject(box)])
+    throwaway.solo(camera, 0)
+    del throwaway  # dropping a renderer must not end the others' context
+    import gc
+
+    gc.collect()
+    for _ in range(2):
+        assert small.solo(camera, 0)[0].shape == (32, 32)
+        assert large.solo(camera, 0)[0].sum() == len(covered_pixels(SIZE / 2 - FOCAL / 10,
+                                                                     SIZE / 2 + FOCAL / 10)) ** 2

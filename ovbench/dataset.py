@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -62,6 +62,25 @@ class Item:
     image: dict
     annotations: list
     extra: dict  # e.g. {"occluders": [...]} for ovd
+
+
+@dataclass
+class DatasetSummary:
+    """What a generator made: counts per split, time, mean occlusion, rejected inputs."""
+
+    path: Path
+    counts: dict
+    seconds: float
+    mean_occlusion: float = 0.0
+    rejected: dict = field(default_factory=dict)
+
+
+def mean_occlusion(root: Path, splits: list[str]) -> float:
+    rates = []
+    for split in splits:
+        document = json.loads((Path(root) / split / "annotations.json").read_text())
+        rates += [a["occlude_rate"] for a in document["annotations"]]
+    return float(np.mean(rates)) if rates else 0.0
 
 
 def _item_path(root: Path, split: str, image_id: int) -> Path:

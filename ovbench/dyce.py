@@ -18,7 +18,6 @@ Scenes are split so that test vehicle models are never seen in training.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -295,17 +294,8 @@ def _plan_splits(config: DyceConfig) -> tuple[list[DyceSplit], str]:
     return splits, listing.description
 
 
-@dataclass
-class DyceSummary:
-    path: Path
-    counts: dict
-    seconds: float
-    mean_occlusion: float = 0.0
-    rejected: dict = field(default_factory=dict)
-
-
 def generate_dyce(config: DyceConfig, out: Path, workers: int = 1, resume: bool = False,
-                  progress: bool = True) -> DyceSummary:
+                  progress: bool = True) -> dataset.DatasetSummary:
     out = Path(out)
     lo, hi = config.objects
     if not 1 <= lo <= hi or hi > 30:
@@ -320,7 +310,7 @@ def generate_dyce(config: DyceConfig, out: Path, workers: int = 1, resume: bool 
     record = config.record()
     fresh = not (out / dataset.PARTS).exists()
     if not dataset.start(out, "dyce", record, resume):
-        return DyceSummary(out, dataset.load_manifest(out)["splits"], 0.0)
+        return dataset.DatasetSummary(out, dataset.load_manifest(out)["splits"], 0.0)
     tasks = [(split, scene, config, out) for split in splits
              for scene in range(math.ceil(split.images / config.views_per_scene))]
     total = sum(s.images for s in splits)
@@ -337,9 +327,5 @@ def generate_dyce(config: DyceConfig, out: Path, workers: int = 1, resume: bool 
                   for i, n in enumerate(CATEGORIES)]
     manifest = dataset.finish(out, out.name, "dyce", record, categories, [s.name for s in splits],
                               {"vehicles": description, "occluders": ", ".join(SCENE_OCCLUDER_KINDS)})
-    rates = []
-    for split in splits:
-        rates += [a["occlude_rate"] for a in json.loads((out / split.name / "annotations.json")
-                                                         .read_text())["annotations"]]
-    return DyceSummary(out, manifest["splits"], time.perf_counter() - started,
-                       float(np.mean(rates)) if rates else 0.0)
+    return dataset.DatasetSummary(out, manifest["splits"], time.perf_counter() - started,
+                                  dataset.mean_occlusion(out, [s.name for s in splits]))

@@ -9,7 +9,6 @@ the recovered RGB image for that object (image-sized). Objects without a predict
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import platform

@@ -18,7 +18,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -100,15 +100,6 @@ class SplitPlan:
     images: int
     first_id: int          # image ids are first_id .. first_id + images - 1
     bases: list            # BaseSpec
-
-
-@dataclass
-class OvdSummary:
-    path: Path
-    counts: dict
-    seconds: float
-    mean_occlusion: float = 0.0
-    rejected: dict = field(default_factory=dict)
 
 
 def _assign_bases(config: OvdConfig) -> tuple[list[SplitPlan], object]:
@@ -278,7 +269,7 @@ def _make_split_bases(task: tuple) -> int:
 
 
 def generate_ovd(config: OvdConfig, out: Path, workers: int = 1, resume: bool = False,
-                 progress: bool = True) -> OvdSummary:
+                 progress: bool = True) -> dataset.DatasetSummary:
     out = Path(out)
     if config.size < 32 or config.max_occluders < 1 or config.reuse < 1:
         raise UserError("--size must be ≥ 32, --max-occluders and --reuse ≥ 1")
@@ -290,7 +281,7 @@ def generate_ovd(config: OvdConfig, out: Path, workers: int = 1, resume: bool = 
     fresh = not (out / dataset.PARTS).exists()
     if not dataset.start(out, "ovd", record, resume):
         manifest = dataset.load_manifest(out)
-        return OvdSummary(out, manifest["splits"], 0.0)
+        return dataset.DatasetSummary(out, manifest["splits"], 0.0)
     try:
         _build_bank(config, occluder_listing, out, workers, progress)
         tasks = [(plan, list(range(i, min(i + BASES_PER_TASK, len(plan.bases)))), config, out)
@@ -311,9 +302,6 @@ def generate_ovd(config: OvdConfig, out: Path, workers: int = 1, resume: bool = 
         {"base": base_listing.description, "occluders": occluder_listing.description,
          "base_rejected": dict(base_listing.rejected)},
     )
-    rates = []
-    for plan in plans:
-        with open(out / plan.name / "annotations.json") as handle:
-            rates += [a["occlude_rate"] for a in json.load(handle)["annotations"]]
-    return OvdSummary(out, manifest["splits"], time.perf_counter() - started,
-                      float(np.mean(rates)) if rates else 0.0, dict(base_listing.rejected))
+    return dataset.DatasetSummary(out, manifest["splits"], time.perf_counter() - started,
+                                  dataset.mean_occlusion(out, [p.name for p in plans]),
+                                  dict(base_listing.rejected))

@@ -23,7 +23,7 @@ import trimesh
 from PIL import Image
 
 from ovbench.assets.occluders import OCCLUDER_KINDS, build_occluder, street
-from ovbench.assets.procedural import VEHICLE_TYPES, build_vehicle
+from ovbench.assets.procedural import build_vehicle
 from ovbench.composite import Cutout
 from ovbench.errors import UserError
 from ovbench.masks import box_slices, decode
@@ -123,8 +123,9 @@ def _category_ids(coco, names: list[str], file: str) -> dict[int, str]:
     return found
 
 
-def coco_bases(ann_file: str, images: str, categories: list[str], min_size: int) -> Listing:
-    """Whole instances: not crowd, not touching the border, no other instance overlapping."""
+def _coco_instances(ann_file: str, images: str, categories: list[str], what: str,
+                    reject) -> Listing:
+    """Instances of the named categories that `reject(coco, ann, image)` (a reason or None) keeps."""
     coco = load_coco(ann_file)
     wanted = _category_ids(coco, categories, ann_file)
     rejected: Counter = Counter()
@@ -133,25 +134,37 @@ def coco_bases(ann_file: str, images: str, categories: list[str], min_size: int)
         if ann["category_id"] not in wanted:
             continue
         image = coco.imgs[ann["image_id"]]
-        x, y, w, h = ann["bbox"]
-        if ann.get("iscrowd", 0):
-            rejected["crowd"] += 1
-        elif x <= 0.5 or y <= 0.5 or x + w >= image["width"] - 0.5 or y + h >= image["height"] - 0.5:
-            rejected["touching the border"] += 1
-        elif min(w, h) < min_size:
-            rejected[f"smaller than {min_size} px"] += 1
-        elif _overlapped(coco, ann):
-            rejected["overlapped by another instance"] += 1
-        else:
-            specs.append(BaseSpec("coco", len(specs), f"coco-{ann['id']}",
-                                  image=str(Path(images) / image["file_name"]),
-                                  segmentation=_rle_of(coco, ann), category=wanted[ann["category_id"]]))
+        reason = reject(coco, ann, image)
+        if reason:
+            rejected[reason] += 1
+            continue
+        specs.append(BaseSpec("coco", len(specs), f"coco-{ann['id']}",
+                              image=str(Path(images) / image["file_name"]),
+                              segmentation=_rle_of(coco, ann), category=wanted[ann["category_id"]]))
     _check_images_exist(specs)
     if not specs:
-        raise UserError(f"no eligible base instance of {', '.join(categories)} in "
-                        f"{Path(ann_file).name}: rejected {_describe(rejected)}")
+        raise UserError(f"no {what} of {', '.join(categories)} in {Path(ann_file).name}: "
+                        f"rejected {_describe(rejected)}")
     return Listing(specs, f"COCO instances of {', '.join(categories)} from {Path(ann_file).name}",
                    rejected)
+
+
+def coco_bases(ann_file: str, images: str, categories: list[str], min_size: int) -> Listing:
+    """Whole instances: not crowd, not touching the border, no other instance overlapping."""
+
+    def reject(coco, ann, image):
+        x, y, w, h = ann["bbox"]
+        if ann.get("iscrowd", 0):
+            return "crowd"
+        if x <= 0.5 or y <= 0.5 or x + w >= image["width"] - 0.5 or y + h >= image["height"] - 0.5:
+            return "touching the border"
+        if min(w, h) < min_size:
+            return f"smaller than {min_size} px"
+        if _overlapped(coco, ann):
+            return "overlapped by another instance"
+        return None
+
+    return _coco_instances(ann_file, images, categories, "eligible base instance", reject)
 
 
 def _rle_of(coco, ann) -> dict:
@@ -187,27 +200,14 @@ def _check_images_exist(specs) -> None:
 
 
 def coco_occluders(ann_file: str, images: str, categories: list[str], min_size: int) -> Listing:
-    coco = load_coco(ann_file)
-    wanted = _category_ids(coco, categories, ann_file)
-    specs, rejected = [], Counter()
-    for ann in sorted(coco.dataset["annotations"], key=lambda a: a["id"]):
-        if ann["category_id"] not in wanted:
-            continue
+    def reject(coco, ann, image):
         if ann.get("iscrowd", 0):
-            rejected["crowd"] += 1
-        elif min(ann["bbox"][2:]) < min_size:
-            rejected[f"smaller than {min_size} px"] += 1
-        else:
-            image = coco.imgs[ann["image_id"]]
-            specs.append(BaseSpec("coco", len(specs), f"coco-{ann['id']}",
-                                  image=str(Path(images) / image["file_name"]),
-                                  segmentation=_rle_of(coco, ann), category=wanted[ann["category_id"]]))
-    _check_images_exist(specs)
-    if not specs:
-        raise UserError(f"no occluder instance of {', '.join(categories)} in {Path(ann_file).name}: "
-                        f"rejected {_describe(rejected)}")
-    return Listing(specs, f"COCO instances of {', '.join(categories)} from {Path(ann_file).name}",
-                   rejected)
+            return "crowd"
+        if min(ann["bbox"][2:]) < min_size:
+            return f"smaller than {min_size} px"
+        return None
+
+    return _coco_instances(ann_file, images, categories, "occluder instance", reject)
 
 
 # --------------------------------------------------------------------------- folders

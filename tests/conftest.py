@@ -1,6 +1,8 @@
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +81,14 @@ def small_pool(tmp_path_factory):
     assert main(["generate", "pool", "--models", "7", "--views", "8", "--size", "64",
                  "--workers", "1", "--quiet", "--out", str(out)]) == 0
     return out
+
+
+def run_and_kill(args, folder: Path, pattern: str, count: int, timeout: float = 60.0) -> None:
+    """Start `ovbench ARGS` and SIGKILL it once `count` files match `pattern` under `folder`."""
+    proc = subprocess.Popen([sys.executable, "-m", "ovbench", *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while len(list(folder.glob(pattern))) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -45,6 +45,7 @@ def test_two_boxes_one_behind_the_other():
     back_rows = covered(c - FOCAL * 1.0 / 11.5, c + FOCAL * 1.0 / 11.5)
     box_front, box_back = (a for a in sorted(annotations, key=lambda a: a["order"]))
     amodal_back, visible_back = rle(box_back["segmentation"]), rle(box_back["visible_mask"])
+    assert np.array_equal(visible_back, amodal_back & ~rle(box_front["segmentation"]))
     np.testing.assert_array_equal(np.flatnonzero(amodal_back.any(0)), back_cols)
     np.testing.assert_array_equal(np.flatnonzero(amodal_back.any(1)), back_rows)
     hidden = rle(box_back["invisible_mask"])
@@ -131,3 +132,12 @@ def test_dyce_unwritable_output(tmp_path, cli):
     (tmp_path / "file").write_text("x")
     result = cli("generate", "dyce", "--quiet", "--workers", 1, "--out", tmp_path / "file" / "set")
     assert result.code == 2
+
+
+def test_depth_layering_on_a_dyce_set(dyce_set, tmp_path, cli):
+    out = tmp_path / "visible.json"
+    assert cli("evaluate", "--model", "visible", "--data", dyce_set, "--split", "train",
+               "--quiet", "--out", out).code == 0
+    layering = json.loads(out.read_text())["metrics"]["depth_layering"]
+    # Predicting nothing hidden never says who is in front: every pair counts as wrong.
+    assert layering["images"] > 0 and layering["accuracy"] == 0.0

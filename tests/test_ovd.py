@@ -1,11 +1,6 @@
 """`ovbench generate ovd`, `validate`, `show`, `convert`: invariants recomputed independently."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +9,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from conftest import run_and_kill
 from ovbench.composite import feathered_alpha
 from ovbench.harmonize import reinhard
 from ovbench.ovd_sources import coco_bases
@@ -118,13 +114,7 @@ def test_same_seed_same_files_whatever_the_workers(builtin_set, tmp_path, cli):
 def test_resume_after_sigkill(builtin_set, tmp_path, cli):
     out = tmp_path / "killed"
     args = ["generate", "ovd", *map(str, SMALL), "--workers", "1", "--out", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "ovbench", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while len(list(out.glob(".parts/*/*.json"))) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    run_and_kill(args, out, ".parts/train/*.json", 3)  # killed among the composites
     assert not (out / "manifest.json").exists()
     assert cli(*args).code == 2                      # refuses to touch it without --resume
     resumed = cli(*args, "--resume")

@@ -1,18 +1,13 @@
 """`ovbench generate pool`: geometry, file layout, determinism, resume, bad input."""
 
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import h5py
 import numpy as np
 import pytest
 import trimesh
 
-from conftest import box_with_nose, run_subprocess
+from conftest import box_with_nose, run_and_kill, run_subprocess
 from ovbench.pool import YFOV_DEGREES, SilhouettePool, View, render_silhouettes, view_grid
 from test_assets import make_shapenet
 
@@ -104,13 +99,7 @@ def test_resume_after_sigkill(cli, tmp_path):
 
     out = tmp_path / "killed.h5"
     parts = tmp_path / "killed.h5.parts"
-    proc = subprocess.Popen([sys.executable, "-m", "ovbench", *map(str, args), "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while len(list(parts.glob("shard-*.npz"))) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    run_and_kill([*args, "--out", out], parts, "shard-*.npz", 3)
     done = len(list(parts.glob("shard-*.npz")))
     assert 3 <= done < 12 and not out.exists()
 

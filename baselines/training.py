@@ -343,7 +343,8 @@ def train(factory, settings: TrainSettings, progress: bool = True) -> dict:
         torch.set_rng_state(state["rng.torch"])
         if "rng.cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state(state["rng.cuda"], model.device)
-    write_json(run / "settings.json", asdict(settings))
+    if rank == 0:
+        write_json(run / "settings.json", asdict(settings))
 
     batches_per_epoch = math.ceil(len(split) / (settings.batch_size * world))
     loader_workers = (settings.workers if settings.workers is not None
@@ -405,7 +406,7 @@ def train(factory, settings: TrainSettings, progress: bool = True) -> dict:
     seconds = time.perf_counter() - started
     if rank == 0:
         plot_losses(run)
-    return {"run": run, "steps": step, "seconds": seconds,
+    return {"run": run, "steps": step, "seconds": seconds, "rank": rank,
             "images_per_second": images_done / seconds if seconds else 0.0,
             "pretrained": model.pretrained_note}
 

@@ -324,8 +324,10 @@ def _train(args) -> None:
         pretrained=str(args.pretrained) if args.pretrained else None, save_every=args.save_every,
         max_steps=args.max_steps, time_limit=args.time_limit, resume=args.resume, options=options)
     summary = train(factory, settings, progress=not args.quiet)
-    print(f"{factory.name}: {summary['steps']} steps in {summary['seconds']:.1f} s "
-          f"({summary['images_per_second']:.1f} img/s), pretrained: {summary['pretrained']} → {summary['run']}")
+    if summary["rank"] == 0:
+        print(f"{factory.name}: {summary['steps']} steps in {summary['seconds']:.1f} s "
+              f"({summary['images_per_second']:.1f} img/s), pretrained: {summary['pretrained']} "
+              f"→ {summary['run']}")
 
 
 def _leaderboard(args) -> None:

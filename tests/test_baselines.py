@@ -216,3 +216,21 @@ def test_results_record_initialisation(small_ovd, tmp_path, cli):
     assert result["pretrained"] == "none (random initialisation)"
     assert result["checkpoint"]["file"] == "model-1.safetensors"
     assert result["config"]["model"]["ngf"] == 16
+
+
+def test_two_process_ddp_on_cpu(small_ovd, tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "ddp"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "ovbench", "train",
+         "--model", "pix2pix", "--data", str(small_ovd), "--preset", "tiny", "--max-steps", "2",
+         "--batch-size", "2", "--device", "cpu", "--quiet", "--out", str(run)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("pix2pix: 2 steps") == 1          # rank 0 reports
+    record = json.loads((run / "checkpoint-2.json").read_text())
+    weights = load_file(str(run / "model-2.safetensors"))
+    assert not any(key.startswith("module.") or ".module." in key for key in weights)
+    assert record["model"] == "pix2pix"

@@ -146,12 +146,21 @@ def occlusion_graph(view: ViewObjects, keys: list[int]) -> list[dict]:
 
 
 def _camera(placed: list[Placed], rng) -> Camera:
-    """Eye (1.4-1.8 m) or dash-cam (1.1-1.3 m) height, 6-20 m from an object it looks at, not
-    standing inside any object."""
+    """Eye (1.4-1.8 m) or dash-cam (1.1-1.3 m) height, looking at an object from 6-28 m, not
+    standing inside any object. Most views look past a second object at the first, as street
+    views do, so that objects hide one another."""
     for _ in range(100):
         target = placed[int(rng.integers(len(placed)))]
         height = rng.uniform(1.4, 1.8) if rng.random() < 0.7 else rng.uniform(1.1, 1.3)
-        angle, distance = rng.uniform(0, 2 * math.pi), rng.uniform(6.0, 20.0)
+        others = [p for p in placed if p is not target]
+        if others and rng.random() < 0.7:
+            between = others[int(rng.integers(len(others)))]
+            offset = between.pose[:2, 3] - target.pose[:2, 3]
+            angle = math.atan2(offset[1], offset[0]) + rng.normal(0, 0.15)
+            distance = float(np.linalg.norm(offset)) + between.radius + rng.uniform(6.0, 14.0)
+        else:
+            angle, distance = rng.uniform(0, 2 * math.pi), rng.uniform(6.0, 20.0)
+        distance = min(max(distance, 6.0), 28.0)
         eye = np.array([target.pose[0, 3] + distance * math.cos(angle),
                         target.pose[1, 3] + distance * math.sin(angle), height])
         if all(np.linalg.norm(eye[:2] - p.pose[:2, 3]) > p.radius + 0.5 for p in placed):

@@ -91,16 +91,18 @@ def _chart(entries: list[tuple[Path, dict]], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     names = [b for b, _, _ in BUCKETS]
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    fig, ax = plt.subplots(figsize=(9, 3.5), dpi=100)
     width = 0.8 / max(len(entries), 1)
+    colours = plt.get_cmap("tab20").colors
     for k, (file, result) in enumerate(sorted(entries, key=lambda e: e[0].name)):
         values = [(_metric(result, "mask", "by_occlusion", b, "iou") or 0.0) for b in names]
-        ax.bar([i + k * width for i in range(len(names))], values, width, label=file.stem)
+        ax.bar([i + k * width for i in range(len(names))], values, width, label=file.stem,
+               color=colours[k % len(colours)])
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], [f"occlusion {n}" for n in names])
     ax.set_ylabel("IoU (per instance, mean)")
     ax.set_ylim(0, 1)
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)

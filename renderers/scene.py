@@ -39,9 +39,6 @@ class Camera:
     znear: float = 0.05
     zfar: float = 500.0
 
-    def focal_px(self, height: int) -> float:
-        return 0.5 * height / np.tan(0.5 * self.yfov)
-
 
 @dataclass
 class SceneObject:

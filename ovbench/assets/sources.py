@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import trimesh
 
 from ovbench.errors import UserError
@@ -76,8 +75,3 @@ def load_model(ref: ModelRef, with_materials: bool = True) -> trimesh.Trimesh:
         kind = VEHICLE_TYPES[index % len(VEHICLE_TYPES)]
         return build_vehicle(kind, rng_for(ref.seed, "vehicle", index))
     return load_mesh(Path(ref.path), ref.orientation, ref.length, with_materials=with_materials)
-
-
-def typical_extent(mesh: trimesh.Trimesh) -> float:
-    """Radius of the mesh's bounding sphere about its box centre."""
-    return float(np.linalg.norm(mesh.extents) / 2)

@@ -27,4 +27,6 @@ PYTHON=${PYTHON:-python3}
   || { echo "setup: Python 3.10 or newer is needed ($PYTHON is $("$PYTHON" -V 2>&1))" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # torch 2.14.1 / torchvision 0.29.1 are pinned in pyproject.toml.
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+# (pip's notes about this machine's local package-index folders are filtered out of the log)
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' \
+  2> >(grep -v "WARNING: Location" >&2)

@@ -34,7 +34,7 @@ from ovbench.assets.procedural import build_vehicle
 from ovbench.assets.sources import ModelRef, list_source, load_model
 from ovbench.errors import GLUnavailable, UserError
 from ovbench.executor import run_tasks
-from ovbench.ovd_sources import CATEGORY_OF_TYPE, YFOV, _lighting, _sky
+from ovbench.ovd_sources import CATEGORY_OF_TYPE, YFOV, sky_colours, street_lighting
 from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
 from ovbench.seeding import rng_for
 
@@ -244,9 +244,9 @@ def _make_scene(task: tuple) -> int:
     rng = rng_for(config.seed, "dyce-scene", split.name, scene)
     placed = place_objects(_scene_meshes(config, split.vehicles, rng), rng)
     renderer = shared_renderer(config.size)
-    sky = _sky(2, rng)[-1, 0] / 255.0  # the horizon colour of a sky, as a flat background
-    renderer.set_scene([SceneObject(p.mesh, p.pose) for p in placed], _lighting(rng),
-                       background=tuple(sky), scenery=[_ground(rng)])
+    _, horizon = sky_colours(rng)  # a flat background in the horizon's colour
+    renderer.set_scene([SceneObject(p.mesh, p.pose) for p in placed], street_lighting(rng),
+                       background=tuple(horizon / 255.0), scenery=[_ground(rng)])
     cameras = [_camera(placed, rng_for(config.seed, "dyce-view", split.name, scene, v))
                for v in range(config.views_per_scene)]
     made = 0

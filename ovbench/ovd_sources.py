@@ -283,16 +283,22 @@ def list_occluders(source: str, count_hint: int, categories: list[str], min_size
 
 # --------------------------------------------------------------------------- pixels
 
-def _lighting(rng) -> Lighting:
+def street_lighting(rng) -> Lighting:
     elevation, azimuth = rng.uniform(0.35, 1.2), rng.uniform(0, 2 * np.pi)
     direction = -np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
                            np.sin(elevation)])
     return Lighting(tuple(direction), rng.uniform(2.0, 4.0), rng.uniform(0.25, 0.45))
 
 
-def _sky(size: int, rng) -> np.ndarray:
+def sky_colours(rng) -> tuple[np.ndarray, np.ndarray]:
+    """A random sky: RGB (0-255) at the zenith and at the horizon."""
     top = np.array([rng.uniform(60, 120), rng.uniform(110, 160), rng.uniform(190, 240)])
     horizon = np.array([rng.uniform(190, 235)] * 3) + rng.normal(0, 6, 3)
+    return top, horizon
+
+
+def _sky(size: int, rng) -> np.ndarray:
+    top, horizon = sky_colours(rng)
     t = np.linspace(0, 1, size)[:, None, None]
     return np.broadcast_to(top * (1 - t) + horizon * t, (size, size, 3))
 
@@ -318,7 +324,7 @@ def render_builtin_base(spec: BaseSpec, seed: int, size: int) -> Base:
         camera = Camera(look_at(eye, target), yfov=YFOV)
         scenery = street(rng, road_angle, eye[:2], radius)
         sky = _sky(size, rng)
-        renderer.set_scene([SceneObject(vehicle, pose), SceneObject(scenery)], _lighting(rng),
+        renderer.set_scene([SceneObject(vehicle, pose), SceneObject(scenery)], street_lighting(rng),
                            background=tuple(sky[-1, 0] / 255.0))
         ids, _ = renderer.instances(camera)
         amodal, _ = renderer.solo(camera, 0)
@@ -387,7 +393,7 @@ def render_builtin_cutout(spec: BaseSpec, seed: int, size: int) -> Cutout:
     rng = rng_for(seed, "occluder", spec.index)
     mesh = build_occluder(spec.category, rng)
     renderer = shared_renderer(size)
-    renderer.set_scene([SceneObject(mesh)], _lighting(rng), background=(0.5, 0.5, 0.5))
+    renderer.set_scene([SceneObject(mesh)], street_lighting(rng), background=(0.5, 0.5, 0.5))
     centre = mesh.bounds.mean(axis=0)
     radius = float(np.linalg.norm(mesh.extents) / 2)
     azimuth, elevation = rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 0.25)

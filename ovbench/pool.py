@@ -25,13 +25,13 @@ import numpy as np
 from tqdm import tqdm
 
 from ovbench import __version__
+from ovbench import masks as masks_lib
 from ovbench.assets.meshes import Orientation
 from ovbench.assets.sources import ModelRef, list_source, load_model
 from ovbench.errors import GLUnavailable, MeshError, UserError
 from ovbench.executor import run_tasks
-from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
-from ovbench import masks as masks_lib
 from ovbench.fileio import atomic_path, check_writable, remove_stale_temporaries, write_json
+from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
 from ovbench.seeding import rng_for
 
 ELEVATION_RANGE = (0.0, 40.0)      # degrees above the horizon, street-level to raised views

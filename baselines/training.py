@@ -171,8 +171,10 @@ def _restore_optimizer(name: str, optimizer, tensors: dict, meta: dict) -> None:
 
 
 def save_checkpoint(run: Path, model: Trainable, optimizers: dict, settings: TrainSettings,
-                    step: int, epoch: int, batch_in_epoch: int) -> Path:
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.nets.state_dict().items()}
+                    step: int, epoch: int, batch_in_epoch: int, nets: nn.ModuleDict | None = None) -> Path:
+    """`nets`: the unwrapped networks when model.nets holds DDP wrappers."""
+    nets = model.nets if nets is None else nets
+    weights = {k: v.detach().cpu().contiguous() for k, v in nets.state_dict().items()}
     with atomic_path(run / f"model-{step}.safetensors") as tmp:
         save_file(weights, str(tmp))
     tensors, optimizer_meta = {}, {}
@@ -310,11 +312,9 @@ def train(factory, settings: TrainSettings, progress: bool = True) -> dict:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
             torch.cuda.set_device(device)
     run = Path(settings.out)
-    resume_record = None
-    if run.exists() and _steps_saved(run):
-        if not settings.resume:
-            raise UserError(f"{run} already holds a run; pass --resume to continue it, or choose --out")
-        resume_record = json.loads(find_checkpoint(run).read_text())
+    resuming = run.exists() and bool(_steps_saved(run))
+    if resuming and not settings.resume:
+        raise UserError(f"{run} already holds a run; pass --resume to continue it, or choose --out")
     run.mkdir(parents=True, exist_ok=True)
 
     split = AmodalSplit(settings.data, settings.split, size=settings.size)
@@ -322,8 +322,9 @@ def train(factory, settings: TrainSettings, progress: bool = True) -> dict:
     if factory.needs_pool:
         pool = open_pool(settings.pool, factory.name)
     torch.manual_seed(settings.seed)
-    if resume_record:
-        model, _ = load_model_checkpoint(factory, run, device, pool)
+    resume_record = None
+    if resuming:
+        model, resume_record = load_model_checkpoint(factory, run, device, pool)
     else:
         config = factory.default_config(settings)
         model = factory(config, pool=pool, device=device, pretrained=settings.pretrained)
@@ -394,8 +395,7 @@ def train(factory, settings: TrainSettings, progress: bool = True) -> dict:
                     total = step  # out of time: save now and stop
                 if rank == 0 and (due or end_of_epoch or step >= total):
                     next_epoch, next_batch = (epoch + 1, 0) if end_of_epoch else (epoch, b + 1)
-                    model.nets = nets
-                    save_checkpoint(run, model, optimizers, settings, step, next_epoch, next_batch)
+                    save_checkpoint(run, model, optimizers, settings, step, next_epoch, next_batch, nets)
                     _write_losses(run, rows, resume_record["step"] if resume_record else None)
                     last_good = step
             if step >= total:

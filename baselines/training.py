@@ -302,6 +302,7 @@ def plot_losses(run: Path) -> Path | None:
 def train(factory, settings: TrainSettings, progress: bool = True) -> dict:
     """Train `factory`'s model per `settings`; returns a summary. Resumes when asked."""
     from ovbench.data import AmodalSplit
+    from ovbench.hub import resolve_data, resolve_pool
 
     rank, world = _distributed()
     device = settings.device
@@ -317,10 +318,10 @@ def train(factory, settings: TrainSettings, progress: bool = True) -> dict:
         raise UserError(f"{run} already holds a run; pass --resume to continue it, or choose --out")
     run.mkdir(parents=True, exist_ok=True)
 
-    split = AmodalSplit(settings.data, settings.split, size=settings.size)
+    split = AmodalSplit(resolve_data(settings.data), settings.split, size=settings.size)
     pool = None
     if factory.needs_pool:
-        pool = open_pool(settings.pool, factory.name)
+        pool = open_pool(resolve_pool(settings.pool), factory.name)
     torch.manual_seed(settings.seed)
     resume_record = None
     if resuming:

@@ -125,14 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", help="registered model name (see `ovbench models`)")
     evaluate.add_argument("--predictions", type=Path, default=None,
                           help="score predictions made elsewhere (DIR/predictions.json, see README)")
-    evaluate.add_argument("--data", type=Path, default=DEFAULT_DATA / "ovd", help="dataset folder")
+    evaluate.add_argument("--data", default=DEFAULT_DATA / "ovd",
+                          help="dataset folder, or hub:ORG/NAME[/CONFIG] (default ovbench-data/ovd)")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--checkpoint", type=Path, default=None,
                           help="checkpoint (default: the newest under runs/NAME)")
     evaluate.add_argument("--iterations", type=int, default=None, help="refinement iterations (seganv)")
     evaluate.add_argument("--batch-size", type=int, default=16)
     evaluate.add_argument("--device", default="cuda" if _cuda() else "cpu")
-    evaluate.add_argument("--pool", type=Path, default=None, help="silhouette pool (pool-nn, seganv)")
+    evaluate.add_argument("--pool", default=None,
+                          help="silhouette pool file or hub:ORG/NAME (pool-nn, seganv)")
     evaluate.add_argument("--icp-weights", type=Path, default=None, help="Inception-v3 ImageNet weights")
     evaluate.add_argument("--ss-weights", type=Path, default=None,
                           help="DeepLabv3-ResNet50 (VOC labels) weights")
@@ -143,9 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model of the zoo",
                                 description="Train a learned model; checkpoints go to runs/NAME.")
     train.add_argument("--model", required=True)
-    train.add_argument("--data", type=Path, default=DEFAULT_DATA / "ovd", help="dataset folder")
+    train.add_argument("--data", default=DEFAULT_DATA / "ovd",
+                       help="dataset folder, or hub:ORG/NAME[/CONFIG] (default ovbench-data/ovd)")
     train.add_argument("--split", default="train")
-    train.add_argument("--pool", type=Path, default=None, help="silhouette pool (seganv)")
+    train.add_argument("--pool", default=None, help="silhouette pool file or hub:ORG/NAME (seganv)")
     train.add_argument("--preset", choices=["tiny"], default=None,
                        help="tiny: narrow networks at 64 px, for a few CPU minutes")
     train.add_argument("--epochs", type=int, default=None, help="default 20 (tiny: 3)")
@@ -166,6 +169,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--out", type=Path, default=None, help="run folder (default runs/NAME)")
     train.add_argument("--quiet", action="store_true")
+
+    publish = commands.add_parser(
+        "publish", help="push datasets to the Hugging Face Hub (or write the same repository locally)",
+        description="Dataset folders and pool files → one Hub dataset repository: parquet shards, a "
+                    "config per dataset (ovd, dyce, pool) and a dataset card. The token comes from "
+                    "HF_TOKEN or `hf auth login`.")
+    publish.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                         help="dataset folder, pool .h5 file, or a folder holding them (ovbench-data)")
+    publish.add_argument("--repo-id", required=True, help="ORG/NAME of the dataset repository")
+    publish.add_argument("--to", type=Path, default=None,
+                         help="write the repository's files into this folder instead of pushing")
+    publish.add_argument("--private", action="store_true", help="create the repository private")
+    publish.add_argument("--max-shard-size", default="500MB", help="largest parquet shard (default 500MB)")
+    publish.add_argument("--overwrite", action="store_true",
+                         help="replace a repository (or --to folder) that holds something else")
+    publish.add_argument("--license", default=None,
+                         help="licence id for the card (default: cc-by-4.0 for built-in data, "
+                              "else other)")
+    publish.add_argument("--quiet", action="store_true")
 
     leaderboard = commands.add_parser("leaderboard", help="rebuild leaderboards/*.md from result files")
     leaderboard.add_argument("--dir", type=Path, default=Path("leaderboards"))
@@ -330,6 +352,15 @@ def _train(args) -> None:
               f"→ {summary['run']}")
 
 
+def _publish(args) -> None:
+    from ovbench.hub.publish import publish
+
+    summary = publish(args.paths, args.repo_id, args.to, args.private, args.max_shard_size,
+                      args.overwrite, args.license, progress=not args.quiet)
+    print(f"{', '.join(summary.configs)}: {summary.rows:,} rows, {summary.files} files, "
+          f"{summary.num_bytes / 1e6:,.1f} MB in {summary.seconds:.1f} s → {summary.destination}")
+
+
 def _leaderboard(args) -> None:
     from ovbench.leaderboard import rebuild
 
@@ -372,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"generate": _generate, "models": _models, "validate": _validate, "show": _show,
                 "convert": _convert, "evaluate": _evaluate, "leaderboard": _leaderboard,
-                "train": _train}
+                "train": _train, "publish": _publish}
     try:
         handlers[args.command](args)
     except UserError as exc:

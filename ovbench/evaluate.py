@@ -24,6 +24,7 @@ from tqdm import tqdm
 from ovbench import __version__, dataset
 from ovbench.data import AmodalSplit
 from ovbench.errors import UserError
+from ovbench.hub import is_hub_spec, resolve_data, resolve_pool
 from ovbench.masks import decode
 from ovbench.metrics import AppearanceMetrics, MaskMetrics, depth_layering
 from ovbench.perceptual import (InceptionCarProbability, SegmentationScore, load_inception,
@@ -101,15 +102,17 @@ def _clean(value):
     return value
 
 
-def evaluate(model_name: str | None, data: Path, split: str = "test", checkpoint: Path | None = None,
+def evaluate(model_name: str | None, data: Path | str, split: str = "test", checkpoint: Path | None = None,
              iterations: int | None = None, batch_size: int = 16, device: str = "cpu",
-             pool: Path | None = None, predictions: Path | None = None, icp_weights=None,
+             pool: Path | str | None = None, predictions: Path | None = None, icp_weights=None,
              ss_weights=None, progress: bool = True) -> dict:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but torch sees no CUDA device")
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     started = time.perf_counter()
+    source = str(data)
+    data, pool = resolve_data(data), resolve_pool(pool)
     split_data = AmodalSplit(data, split)
     checkpoint_info, model_config = None, {}
     pretrained = "none (not a learned model)"
@@ -191,7 +194,8 @@ def evaluate(model_name: str | None, data: Path, split: str = "test", checkpoint
     return _clean({
         "benchmark": split_data.manifest["name"], "model": model_name,
         "dataset": {"name": split_data.manifest["name"], "kind": split_data.manifest["kind"],
-                    "split": split, "instances": len(split_data), "manifest_sha256": manifest_sha},
+                    "split": split, "instances": len(split_data), "manifest_sha256": manifest_sha,
+                    "source": source if is_hub_spec(source) else "folder"},
         "checkpoint": checkpoint_info,
         "pretrained": pretrained,
         "config": {"batch_size": batch_size, "iterations": iterations, "device": device,

@@ -167,23 +167,43 @@ def _prepare_parts(parts: Path, record: dict, resume: bool) -> None:
     write_json(config_file, record)
 
 
-def _assemble(parts: Path, out: Path, refs: list[ModelRef], record: dict) -> tuple[int, dict, int]:
-    """Concatenate the shards in model order into the HDF5 file (atomically)."""
-    size = record["size"]
-    skipped, empty_views, total = {}, 0, 0
-    with atomic_path(out) as tmp, h5py.File(tmp, "w", track_order=True) as h5:
+COLUMNS = {"model_id": h5py.string_dtype(), "source": h5py.string_dtype(), "view": np.int16,
+           "azimuth": np.float32, "elevation": np.float32, "distance": np.float32}
+
+
+class PoolWriter:
+    """Appends silhouettes to a new pool file (see the module docstring for the layout)."""
+
+    def __init__(self, h5: h5py.File, size: int):
+        self.h5, self.count = h5, 0
         masks = h5.create_dataset("masks", (0, size, size // 8), np.uint8, maxshape=(None, size, size // 8),
                                   chunks=(1, size, size // 8), compression="gzip", compression_opts=4,
                                   track_times=False)
         masks.attrs.update(packed="bits", width=size, bitorder="big")
-        columns = {
-            "model_id": h5py.string_dtype(), "source": h5py.string_dtype(), "view": np.int16,
-            "azimuth": np.float32, "elevation": np.float32, "distance": np.float32,
-        }
-        for name, dtype in columns.items():
+        for name, dtype in COLUMNS.items():
             h5.create_dataset(name, (0,), dtype, maxshape=(None,), chunks=(4096,), track_times=False)
         h5.create_dataset("bbox", (0, 4), np.int32, maxshape=(None, 4), chunks=(4096, 4),
                           track_times=False)
+
+    def append(self, packed_masks: np.ndarray, columns: dict) -> None:
+        """`packed_masks` N×H×W/8 (np.packbits along W); `columns`: every COLUMNS name and bbox, N each."""
+        count = len(packed_masks)
+        for name, values in (("masks", packed_masks), *((n, columns[n]) for n in (*COLUMNS, "bbox"))):
+            self.h5[name].resize(self.count + count, axis=0)
+            self.h5[name][self.count:] = values
+        self.count += count
+
+
+def file_attributes(h5: h5py.File) -> dict:
+    """A pool file's attributes as JSON-ready values (the config and skip list stay JSON text)."""
+    return {key: value.item() if isinstance(value, np.generic) else value for key, value in h5.attrs.items()}
+
+
+def _assemble(parts: Path, out: Path, refs: list[ModelRef], record: dict) -> tuple[int, dict, int]:
+    """Concatenate the shards in model order into the HDF5 file (atomically)."""
+    skipped, empty_views = {}, 0
+    with atomic_path(out) as tmp, h5py.File(tmp, "w", track_order=True) as h5:
+        writer = PoolWriter(h5, record["size"])
         for index, ref in enumerate(refs):
             with np.load(_shard_path(parts, index)) as shard:
                 if str(shard["skipped"]):
@@ -191,19 +211,16 @@ def _assemble(parts: Path, out: Path, refs: list[ModelRef], record: dict) -> tup
                     continue
                 count = len(shard["view"])
                 empty_views += int(shard["empty_views"])
-                for name in ("masks", "view", "azimuth", "elevation", "distance", "bbox"):
-                    h5[name].resize(total + count, axis=0)
-                    h5[name][total:] = shard[name]
-                for name, value in (("model_id", ref.model_id), ("source", ref.source)):
-                    h5[name].resize(total + count, axis=0)
-                    h5[name][total:] = [value] * count
-                total += count
+                writer.append(shard["masks"], {
+                    **{name: shard[name] for name in ("view", "azimuth", "elevation", "distance", "bbox")},
+                    "model_id": [ref.model_id] * count, "source": [ref.source] * count})
         h5.attrs.update(
             ovbench_version=__version__, renderer="pyrender SEG pass (EGL)",
             config=json.dumps(record, sort_keys=True), skipped=json.dumps(skipped, sort_keys=True),
             yfov_degrees=YFOV_DEGREES, models=len(refs) - len(skipped), views=record["views"],
             seed=record["seed"],
         )
+        total = writer.count
     return total, skipped, empty_views
 
 
@@ -265,11 +282,18 @@ class SilhouettePool:
         self.width = int(masks.attrs["width"])
         self._masks = masks[()] if in_memory else masks
         self.model_id = self._h5["model_id"].asstr()[()]
+        self.source = self._h5["source"].asstr()[()]
+        self.view = self._h5["view"][()]
         self.bbox = self._h5["bbox"][()]
         self.azimuth = self._h5["azimuth"][()]
         self.elevation = self._h5["elevation"][()]
         self.distance = self._h5["distance"][()]
         self.config = json.loads(self._h5.attrs["config"])
+        self.attributes = file_attributes(self._h5)
+
+    def packed(self, start: int, stop: int) -> np.ndarray:
+        """Masks start..stop as stored: bit-packed along W."""
+        return self._masks[start:stop]
 
     def __len__(self) -> int:
         return len(self.bbox)

@@ -1,0 +1,154 @@
+"""`--data hub:ORG/NAME[/CONFIG]` and `--pool hub:ORG/NAME`: a published dataset back as local files.
+
+The repository is downloaded into the Hub cache (HF_HOME; offline use works once cached), then the
+dataset folder is rebuilt from its rows under OVBENCH_CACHE (default ~/.cache/ovbench), keyed by
+the repository's commit: images and annotation files byte for byte, checked against the
+published manifest.json. Pools become an HDF5 pool file again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pyarrow.parquet as pq
+from huggingface_hub import DatasetCard, snapshot_download
+
+from ovbench import dataset
+from ovbench.errors import UserError
+from ovbench.fileio import write_json
+from ovbench.hub import PREFIX, client, layout, schema
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """hub:ORG/NAME → (ORG/NAME, None: the default config); hub:ORG/NAME/CONFIG → (ORG/NAME, CONFIG)."""
+    parts = spec[len(PREFIX):].strip("/").split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise UserError(f"bad Hub dataset {spec!r}: use hub:ORG/NAME or hub:ORG/NAME/CONFIG")
+    return "/".join(parts[:2]), (parts[2] if len(parts) == 3 else None)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("OVBENCH_CACHE", Path.home() / ".cache" / "ovbench")) / "hub"
+
+
+def _card_configs(snapshot: Path) -> dict:
+    """{config: is default} from the card's YAML."""
+    if not (snapshot / "README.md").is_file():
+        return {}
+    configs = DatasetCard.load(snapshot / "README.md").data.get("configs") or []
+    return {c["config_name"]: bool(c.get("default")) for c in configs}
+
+
+def download(spec: str, want_kind: str | None = None) -> tuple[Path, str, str]:
+    """Download one config of a Hub dataset into the Hub cache: (snapshot dir, config, commit)."""
+    repo_id, config = parse_spec(spec)
+    with client.hub_errors(repo_id):
+        client.set_timeouts(first_answer=False)
+        card_only = Path(snapshot_download(repo_id, repo_type="dataset", allow_patterns=["README.md"],
+                                           endpoint=client.endpoint()))
+        configs = _card_configs(card_only)
+        if not configs:
+            raise UserError(f"{repo_id} is not an ovbench dataset (its card lists no configs)")
+        if config is None:
+            config = want_kind if want_kind in configs else next(
+                (name for name, default in configs.items() if default), next(iter(configs)))
+        if config not in configs:
+            raise UserError(f"{repo_id} has no config {config!r} (it has {', '.join(configs)})")
+        client.set_timeouts(first_answer=True)
+        snapshot = Path(snapshot_download(repo_id, repo_type="dataset",
+                                          allow_patterns=["README.md", f"{config}/*"],
+                                          endpoint=client.endpoint()))
+    return snapshot, config, snapshot.name
+
+
+def _rows(snapshot: Path, config: str, split: str):
+    for shard in sorted((snapshot / config).glob(f"{split}-*.parquet")):
+        for batch in pq.ParquetFile(shard).iter_batches(batch_size=layout.ROWS_PER_GROUP):
+            yield from batch.to_pylist()
+
+
+def _rebuild_folder(snapshot: Path, config: str, root: Path) -> None:
+    manifest = json.loads((snapshot / config / dataset.MANIFEST).read_text())
+    headers = json.loads((snapshot / config / layout.COCO_HEADER).read_text())
+    kind = manifest["kind"]
+    for split in manifest["splits"]:
+        images, annotations, occluders = [], [], []
+        for row in _rows(snapshot, config, split):
+            image, anns, others, files = schema.from_row(kind, row)
+            for name, data in files.items():
+                (root / split / name).parent.mkdir(parents=True, exist_ok=True)
+                (root / split / name).write_bytes(data)
+            images.append(image)
+            annotations += anns
+            occluders += others
+        document = {**headers[split], "images": images, "annotations": annotations,
+                    "occluders": occluders}
+        write_json(root / split / "annotations.json", document)
+    (root / dataset.MANIFEST).write_text((snapshot / config / dataset.MANIFEST).read_text())
+    _check_files(root, manifest)
+
+
+def _check_files(root: Path, manifest: dict) -> None:
+    for name, expected in manifest["files"].items():
+        path = root / name
+        if not path.is_file() or dataset.sha256(path) != expected:
+            raise UserError(f"the Hub copy does not rebuild {name} byte for byte; the repository "
+                            "may be corrupt or written by another tool")
+
+
+def _rebuild_pool(snapshot: Path, config: str, path: Path) -> None:
+    from ovbench.pool import PoolWriter
+
+    attributes = json.loads((snapshot / config / layout.POOL_ATTRIBUTES).read_text())
+    size = json.loads(attributes["config"])["size"]
+    with h5py.File(path, "w", track_order=True) as h5:
+        writer = PoolWriter(h5, size)
+        batch: list = []
+
+        def flush():
+            masks = np.stack([schema.mask_from_png(row["silhouette"]["bytes"]) for row in batch])
+            writer.append(np.packbits(masks, axis=-1),
+                          {name: [row[name] for row in batch] for name in schema.POOL_COLUMNS})
+            batch.clear()
+
+        for row in _rows(snapshot, config, layout.POOL_SPLIT):
+            batch.append(row)
+            if len(batch) == layout.ROWS_PER_GROUP:
+                flush()
+        if batch:
+            flush()
+        h5.attrs.update(attributes)
+
+
+def materialize(spec: str, want_kind: str) -> Path:
+    """The local copy of a hub: spec: a dataset folder (want_kind "dataset") or a pool file ("pool")."""
+    snapshot, config, commit = download(spec, want_kind)
+    repo_id, _ = parse_spec(spec)
+    marker = layout.POOL_ATTRIBUTES if want_kind == "pool" else dataset.MANIFEST
+    if not (snapshot / config / marker).is_file():
+        wanted = "a silhouette pool" if want_kind == "pool" else "a dataset folder (ovd, dyce)"
+        raise UserError(f"config {config!r} of {repo_id} is not {wanted}; name one with "
+                        f"hub:{repo_id}/CONFIG")
+    target = cache_root() / repo_id.replace("/", "--") / commit / config
+    if want_kind == "pool":
+        target = target / "pool.h5"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=".rebuild-", dir=target.parent))
+    try:
+        if want_kind == "pool":
+            _rebuild_pool(snapshot, config, build / "pool.h5")
+            (build / "pool.h5").rename(target)
+        else:
+            _rebuild_folder(snapshot, config, build)
+            build.rename(target)
+    finally:
+        if build.exists():
+            shutil.rmtree(build)
+    return target

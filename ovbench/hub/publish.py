@@ -1,0 +1,160 @@
+"""`ovbench publish`: dataset folders and pools → a Hub dataset repository (or the same files locally).
+
+The repository is built locally first (layout.py, card.py) and pushed as it is, so `--to DIR`
+and a push give the same files. A push makes the repository equal to that folder: files of an
+earlier version that are no longer part of it are deleted in the same upload.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets.info import DatasetInfosDict
+from datasets.utils.py_utils import convert_file_size_to_int
+from huggingface_hub import DatasetCard
+from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
+from huggingface_hub.utils import validate_repo_id
+
+from ovbench.errors import UserError
+from ovbench.hub import card, client, layout
+
+README = "README.md"
+
+
+@dataclass
+class PublishSummary:
+    destination: str
+    rows: int
+    files: int
+    num_bytes: int
+    seconds: float
+    configs: list
+
+
+def parse_repo_id(repo_id: str) -> str:
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise UserError(f"bad --repo-id {repo_id!r}: {exc}") from None
+    if repo_id.count("/") != 1:
+        raise UserError(f"bad --repo-id {repo_id!r}: use ORG/NAME")
+    return repo_id
+
+
+def parse_shard_size(text: str) -> int:
+    try:
+        size = convert_file_size_to_int(text)
+    except ValueError:
+        size = 0
+    if size <= 0:
+        raise UserError(f"bad --max-shard-size {text!r}: use a size such as 500MB or 2GB")
+    return size
+
+
+def check_sources(sources: list[layout.Source]) -> None:
+    """Refuse folders that fail `ovbench validate` and pool files that do not open."""
+    from ovbench.pool import SilhouettePool
+    from ovbench.validate import validate
+
+    for source in sources:
+        if source.kind == "pool":
+            with SilhouettePool(source.path):
+                continue
+        report = validate(source.path)
+        if report.count:
+            raise UserError(f"{source.path} fails validation ({report.count} violations, first: "
+                            f"{report.problems[0]}); run `ovbench validate {source.path}` and fix it "
+                            "before publishing")
+
+
+def schema_of(features_by_config: dict) -> dict:
+    """{config: features as YAML lists}: the form a card stores and comparisons use."""
+    return {name: features._to_yaml_list() for name, features in features_by_config.items()}
+
+
+def remote_schema(api, repo_id: str) -> dict | None:
+    """The published repository's {config: features}; None when it does not exist or is empty.
+
+    {"": []} stands for a repository holding files but no ovbench dataset card."""
+    try:
+        files = [f for f in api.list_repo_files(repo_id, repo_type="dataset") if f != ".gitattributes"]
+    except RepositoryNotFoundError:
+        return None
+    if not files:
+        return None
+    if README not in files:
+        return {"": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = api.hf_hub_download(repo_id, README, repo_type="dataset", local_dir=tmp)
+        infos = DatasetInfosDict.from_dataset_card_data(DatasetCard.load(path).data)
+    return schema_of({name: info.features for name, info in infos.items() if info.features}) or {"": []}
+
+
+def describe_difference(remote: dict, local: dict) -> str:
+    if set(remote) == {""}:
+        return "it holds files that are not an ovbench dataset"
+    if set(remote) != set(local):
+        return f"it has configs {', '.join(sorted(remote))}, this publish has {', '.join(sorted(local))}"
+    changed = sorted(name for name in local if remote[name] != local[name])
+    return f"the features of config(s) {', '.join(changed)} differ"
+
+
+def _prepare_destination(to: Path, overwrite: bool) -> None:
+    if to.exists() and (not to.is_dir() or any(to.iterdir())) and not overwrite:
+        raise UserError(f"{to} exists and is not empty; pass --overwrite to replace it")
+
+
+def publish(paths: list[Path], repo_id: str, to: Path | None = None, private: bool = False,
+            max_shard_size: str = "500MB", overwrite: bool = False, license_id: str | None = None,
+            progress: bool = True) -> PublishSummary:
+    started = time.perf_counter()
+    repo_id = parse_repo_id(repo_id)
+    max_bytes = parse_shard_size(max_shard_size)
+    sources = layout.find_sources(paths)
+    check_sources(sources)
+    api = None
+    if to is not None:
+        to = Path(to)
+        _prepare_destination(to, overwrite)
+    else:
+        api = client.connect(repo_id)  # fail on token or network before minutes of building
+        with client.hub_errors(repo_id):
+            remote = remote_schema(api, repo_id)
+        local = schema_of({source.config: source.features() for source in sources})
+        if remote is not None and remote != local and not overwrite:
+            raise UserError(f"{repo_id} already exists and {describe_difference(remote, local)}; "
+                            "pass --overwrite to replace its contents")
+    parent = to.absolute().parent if to is not None else None
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=".ovbench-publish-", dir=parent))
+    try:
+        layouts = layout.write_layout(sources, build, max_bytes, progress)
+        license_id = license_id or card.default_license(layouts)
+        (build / README).write_text(card.render(layouts, repo_id, license_id))
+        files = [p for p in build.rglob("*") if p.is_file()]
+        summary = PublishSummary(
+            destination="", rows=sum(s.images for x in layouts for s in x.splits.values()),
+            files=len(files), num_bytes=sum(p.stat().st_size for p in files), seconds=0.0,
+            configs=[x.source.config for x in layouts])
+        if to is not None:
+            if to.exists():
+                shutil.rmtree(to) if to.is_dir() else to.unlink()
+            build.rename(to)
+            summary.destination = str(to)
+        else:
+            with client.hub_errors(repo_id):
+                api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+                commit = api.upload_folder(
+                    repo_id=repo_id, repo_type="dataset", folder_path=build, delete_patterns="*",
+                    commit_message=f"ovbench publish: {', '.join(summary.configs)}")
+            summary.destination = getattr(commit, "commit_url", None) or f"{client.endpoint()}/datasets/{repo_id}"
+    finally:
+        if build.exists():
+            shutil.rmtree(build)
+    summary.seconds = time.perf_counter() - started
+    return summary

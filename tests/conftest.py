@@ -83,6 +83,17 @@ def small_pool(tmp_path_factory):
     return out
 
 
+SMALL_DYCE = ["--splits", "train=8,test=4", "--size", "96", "--objects", "3:5", "--models", "20"]
+
+
+@pytest.fixture(scope="session")
+def small_dyce(tmp_path_factory):
+    """A tiny DYCE set (96 px, 3-5 objects a scene) shared by the dyce and publishing tests."""
+    out = tmp_path_factory.mktemp("data") / "dyce"
+    assert main(["generate", "dyce", *SMALL_DYCE, "--workers", "1", "--quiet", "--out", str(out)]) == 0
+    return out
+
+
 def run_and_kill(args, folder: Path, pattern: str, count: int, timeout: float = 60.0) -> None:
     """Start `ovbench ARGS` and SIGKILL it once `count` files match `pattern` under `folder`."""
     proc = subprocess.Popen([sys.executable, "-m", "ovbench", *map(str, args)],

@@ -9,6 +9,7 @@ import trimesh
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from conftest import SMALL_DYCE
 from ovbench.dyce import Placed, _annotate, occlusion_graph, render_view
 from ovbench.renderers import Camera, Renderer, SceneObject, look_at
 
@@ -61,27 +62,17 @@ def test_two_boxes_one_behind_the_other():
     assert occluders == [] and annotated == [0, 1]
 
 
-@pytest.fixture(scope="module")
-def dyce_set(tmp_path_factory):
-    from ovbench.cli import main
-
-    out = tmp_path_factory.mktemp("dyce") / "set"
-    assert main(["generate", "dyce", "--splits", "train=8,test=4", "--size", "96", "--objects", "3:5",
-                 "--models", "20", "--workers", "1", "--quiet", "--out", str(out)]) == 0
-    return out
-
-
-def test_dyce_invariants_recomputed(dyce_set, cli):
-    assert cli("validate", dyce_set).code == 0
+def test_dyce_invariants_recomputed(small_dyce, cli):
+    assert cli("validate", small_dyce).code == 0
     models = {}
     for split in ("train", "test"):
-        data = json.loads((dyce_set / split / "annotations.json").read_text())
+        data = json.loads((small_dyce / split / "annotations.json").read_text())
         models[split] = {a["model_id"] for a in data["annotations"] if a["model_id"]}
         small = {o["id"] for o in data["occluders"]}
         for image in data["images"]:
             anns = [a for a in data["annotations"] if a["image_id"] == image["id"]]
-            instances = np.asarray(Image.open(dyce_set / split / image["instances_file"]))
-            depth = np.asarray(Image.open(dyce_set / split / image["depth_file"]))
+            instances = np.asarray(Image.open(small_dyce / split / image["instances_file"]))
+            depth = np.asarray(Image.open(small_dyce / split / image["depth_file"]))
             assert depth.dtype == np.uint16 and (depth[instances > 0] > 0).all()
             visible = np.array([rle(a["visible_mask"]) for a in anns]).reshape(-1, *instances.shape)
             assert (visible.sum(axis=0) <= 1).all()          # no pixel visible in two objects
@@ -89,9 +80,9 @@ def test_dyce_invariants_recomputed(dyce_set, cli):
             index = {oid: k + 1 for k, oid in enumerate(image["objects"])}
             small_pixels = np.isin(instances, [index[o] for o in small if o in index])
             assert np.array_equal(union, (instances > 0) & ~small_pixels)
-            pixels = np.asarray(Image.open(dyce_set / split / image["file_name"]))
+            pixels = np.asarray(Image.open(small_dyce / split / image["file_name"]))
             for ann in anns:
-                rgba = np.asarray(Image.open(dyce_set / split / image["appearance"][str(ann["id"])]))
+                rgba = np.asarray(Image.open(small_dyce / split / image["appearance"][str(ann["id"])]))
                 assert np.array_equal(rgba[..., 3] > 0, rle(ann["segmentation"]))
                 v = rle(ann["visible_mask"])
                 assert np.array_equal(rgba[v][:, :3], pixels[v])
@@ -107,11 +98,10 @@ def test_dyce_invariants_recomputed(dyce_set, cli):
     assert not models["train"] & models["test"]
 
 
-def test_dyce_same_files_whatever_the_workers(dyce_set, tmp_path, cli):
+def test_dyce_same_files_whatever_the_workers(small_dyce, tmp_path, cli):
     two = tmp_path / "two"
-    assert cli("generate", "dyce", "--splits", "train=8,test=4", "--size", 96, "--objects", "3:5",
-               "--models", 20, "--workers", 2, "--quiet", "--out", two).code == 0
-    expected = json.loads((dyce_set / "manifest.json").read_text())["files"]
+    assert cli("generate", "dyce", *SMALL_DYCE, "--workers", 2, "--quiet", "--out", two).code == 0
+    expected = json.loads((small_dyce / "manifest.json").read_text())["files"]
     assert json.loads((two / "manifest.json").read_text())["files"] == expected
 
 
@@ -134,9 +124,9 @@ def test_dyce_unwritable_output(tmp_path, cli):
     assert result.code == 2
 
 
-def test_depth_layering_on_a_dyce_set(dyce_set, tmp_path, cli):
+def test_depth_layering_on_a_small_dyce(small_dyce, tmp_path, cli):
     out = tmp_path / "visible.json"
-    assert cli("evaluate", "--model", "visible", "--data", dyce_set, "--split", "train",
+    assert cli("evaluate", "--model", "visible", "--data", small_dyce, "--split", "train",
                "--quiet", "--out", out).code == 0
     layering = json.loads(out.read_text())["metrics"]["depth_layering"]
     # Predicting nothing hidden never says who is in front: every pair counts as wrong.

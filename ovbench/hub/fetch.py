@@ -17,7 +17,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pyarrow.parquet as pq
-from huggingface_hub import DatasetCard, snapshot_download
+import httpx2
+from huggingface_hub import DatasetCard, HfApi, constants, snapshot_download
 
 from ovbench import dataset
 from ovbench.errors import UserError
@@ -44,14 +45,27 @@ def _card_configs(snapshot: Path) -> dict:
     return {c["config_name"]: bool(c.get("default")) for c in configs}
 
 
-def download(spec: str, want_kind: str | None = None) -> tuple[Path, str, str]:
+def _revision(repo_id: str) -> str | None:
+    """The repository's current commit, asked with a short timeout; None when offline or the Hub
+    cannot be reached (the local cache is used then)."""
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return None
+    with client.hub_errors(repo_id):
+        try:
+            return HfApi(endpoint=client.endpoint()).dataset_info(
+                repo_id, revision="main", timeout=client.PROBE_TIMEOUT).sha
+        except httpx2.TransportError:
+            return None
+
+
+def download(spec: str, want_kind: str) -> tuple[Path, str, str]:
     """Download one config of a Hub dataset into the Hub cache: (snapshot dir, config, commit)."""
     repo_id, config = parse_spec(spec)
+    revision = _revision(repo_id)
+    fetch = dict(repo_type="dataset", endpoint=client.endpoint(), revision=revision,
+                 local_files_only=revision is None)
     with client.hub_errors(repo_id):
-        client.set_timeouts(first_answer=False)
-        card_only = Path(snapshot_download(repo_id, repo_type="dataset", allow_patterns=["README.md"],
-                                           endpoint=client.endpoint()))
-        configs = _card_configs(card_only)
+        configs = _card_configs(Path(snapshot_download(repo_id, allow_patterns=["README.md"], **fetch)))
         if not configs:
             raise UserError(f"{repo_id} is not an ovbench dataset (its card lists no configs)")
         if config is None:
@@ -59,10 +73,7 @@ def download(spec: str, want_kind: str | None = None) -> tuple[Path, str, str]:
                 (name for name, default in configs.items() if default), next(iter(configs)))
         if config not in configs:
             raise UserError(f"{repo_id} has no config {config!r} (it has {', '.join(configs)})")
-        client.set_timeouts(first_answer=True)
-        snapshot = Path(snapshot_download(repo_id, repo_type="dataset",
-                                          allow_patterns=["README.md", f"{config}/*"],
-                                          endpoint=client.endpoint()))
+        snapshot = Path(snapshot_download(repo_id, allow_patterns=["README.md", f"{config}/*"], **fetch))
     return snapshot, config, snapshot.name
 
 

@@ -17,7 +17,7 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.py_utils import convert_file_size_to_int
 from huggingface_hub import DatasetCard
 from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
-from huggingface_hub.utils import validate_repo_id
+from huggingface_hub.utils import disable_progress_bars, validate_repo_id
 
 from ovbench.errors import UserError
 from ovbench.hub import card, client, layout
@@ -112,6 +112,8 @@ def publish(paths: list[Path], repo_id: str, to: Path | None = None, private: bo
             max_shard_size: str = "500MB", overwrite: bool = False, license_id: str | None = None,
             progress: bool = True) -> PublishSummary:
     started = time.perf_counter()
+    if not progress:
+        disable_progress_bars()
     repo_id = parse_repo_id(repo_id)
     max_bytes = parse_shard_size(max_shard_size)
     sources = layout.find_sources(paths)
@@ -149,10 +151,9 @@ def publish(paths: list[Path], repo_id: str, to: Path | None = None, private: bo
         else:
             with client.hub_errors(repo_id):
                 api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-                commit = api.upload_folder(
-                    repo_id=repo_id, repo_type="dataset", folder_path=build, delete_patterns="*",
-                    commit_message=f"ovbench publish: {', '.join(summary.configs)}")
-            summary.destination = getattr(commit, "commit_url", None) or f"{client.endpoint()}/datasets/{repo_id}"
+                api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=build, delete_patterns="*",
+                                  commit_message=f"ovbench publish: {', '.join(summary.configs)}")
+            summary.destination = f"{client.endpoint()}/datasets/{repo_id}"
     finally:
         if build.exists():
             shutil.rmtree(build)

@@ -1,0 +1,90 @@
+"""Publishing speed and size, in one run on this machine.
+
+    python bench/publish.py [--images 300] [--size 256] [--workers 2] [--keep DIR]
+
+Makes a built-in OVD set, then times:
+- `ovbench publish --to` (rows → parquet shards + card), against `datasets`' own way to the same
+  parquet (Dataset.from_generator over the same rows, then to_parquet: what building a
+  DatasetDict for push_to_hub costs), with the ratio;
+- the `ovbench validate` that publishing runs first, on its own;
+- rebuilding the dataset folder from the shards (what `--data hub:` does once per commit).
+Also the published size against the folder's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import datasets
+
+from ovbench.cli import main as ovbench
+from ovbench.hub import fetch, layout, schema
+from ovbench.validate import validate
+
+
+def folder_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def rows_of(root: Path, split: str):
+    document = json.loads((root / split / "annotations.json").read_text())
+    names = {c["id"]: c["name"] for c in document["categories"]}
+    for image in document["images"]:
+        anns = [a for a in document["annotations"] if a["image_id"] == image["id"]]
+        others = [o for o in document["occluders"] if o["image_id"] == image["id"]]
+        yield schema.to_row("ovd", image, anns, others, names, lambda n: (root / split / n).read_bytes())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--keep", type=Path, default=None, help="reuse/keep the generated set here")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-publish-"))
+    data = args.keep or work / "ovd"
+    if not (data / "manifest.json").exists():
+        ovbench(["generate", "ovd", "--splits", f"train={args.images}", "--size", str(args.size),
+                 "--workers", str(args.workers), "--quiet", "--out", str(data)])
+    images = json.loads((data / "manifest.json").read_text())["splits"]["train"]["images"]
+
+    started = time.perf_counter()
+    assert ovbench(["publish", str(data), "--repo-id", "bench/ovd", "--to", str(work / "repo"), "--quiet"]) == 0
+    ours = time.perf_counter() - started
+
+    started = time.perf_counter()
+    built = datasets.Dataset.from_generator(rows_of, features=schema.features("ovd"),
+                                            gen_kwargs={"root": data, "split": "train"},
+                                            cache_dir=str(work / "hf-cache"))
+    built.to_parquet(str(work / "baseline.parquet"))
+    baseline = time.perf_counter() - started
+
+    started = time.perf_counter()
+    validate(data)
+    checking = time.perf_counter() - started
+
+    started = time.perf_counter()
+    fetch._rebuild_folder(work / "repo", "ovd", work / "rebuilt")
+    rebuild = time.perf_counter() - started
+
+    published = sum(p.stat().st_size for p in (work / "repo").rglob("*.parquet"))
+    print(f"{images} OVD images at {args.size}²; folder {folder_bytes(data) / 1e6:.1f} MB, "
+          f"parquet {published / 1e6:.1f} MB ({published / folder_bytes(data):.2f}×)")
+    writing = ours - checking
+    print(f"ovbench publish --to : {ours:6.2f} s  {images / ours:7.1f} img/s "
+          f"(of which validation {checking:.2f} s; writing alone {images / writing:.1f} img/s)")
+    print(f"datasets from_generator + to_parquet : {baseline:6.2f} s  {images / baseline:7.1f} img/s "
+          f"→ ovbench's writing is {baseline / writing:.2f}× its speed")
+    print(f"rebuild folder from shards : {rebuild:6.2f} s  {images / rebuild:7.1f} img/s")
+    print(f"(row groups of {layout.ROWS_PER_GROUP})")
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()

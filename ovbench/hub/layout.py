@@ -96,8 +96,20 @@ class ConfigLayout:
     attributes: dict | None = None  # pools
 
 
+def payload_bytes(value) -> int:
+    """About what a row takes in Arrow: its bytes and strings, 8 bytes for anything else."""
+    if isinstance(value, bytes | str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(payload_bytes(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return sum(payload_bytes(v) for v in value)
+    return 8
+
+
 class ShardWriter:
-    """Rows into `<split>-NNNNN-of-MMMMM.parquet` files of at most `max_bytes` (Arrow size) each.
+    """Rows into `<split>-NNNNN-of-MMMMM.parquet` files of at most `max_bytes` each (rows' bytes and
+    strings; Arrow adds only offsets to that).
 
     Each shard is written by `datasets`' own ParquetWriter (the options `push_to_hub` uses:
     uncompressed PLAIN image bytes, content-defined chunking, page index), in row groups of
@@ -105,8 +117,7 @@ class ShardWriter:
 
     def __init__(self, folder: Path, split: str, features: Features, max_bytes: int):
         self.folder, self.split, self.features, self.max_bytes = folder, split, features, max_bytes
-        self.schema = features.arrow_schema
-        self.pending: list[pa.Table] = []
+        self.pending: list[dict] = []
         self.pending_bytes = 0
         self.paths: list[Path] = []
         self.writer = None
@@ -114,13 +125,12 @@ class ShardWriter:
         self.num_bytes = 0
 
     def add(self, row: dict) -> None:
-        table = pa.Table.from_pylist([self.features.encode_example(row)], schema=self.schema)
-        if self.shard_bytes + self.pending_bytes + table.nbytes > self.max_bytes and (
-                self.pending or self.shard_bytes):
+        size = payload_bytes(row)
+        if self.shard_bytes + self.pending_bytes + size > self.max_bytes and (self.pending or self.shard_bytes):
             self._write_group()
             self._close_shard()
-        self.pending.append(table)
-        self.pending_bytes += table.nbytes
+        self.pending.append(row)
+        self.pending_bytes += size
         if len(self.pending) == ROWS_PER_GROUP:
             self._write_group()
 
@@ -134,9 +144,11 @@ class ShardWriter:
             return
         if self.writer is None:
             self._open_shard()
-        self.writer.write_table(pa.concat_tables(self.pending))
+        table = pa.Table.from_pylist([self.features.encode_example(row) for row in self.pending],
+                                     schema=self.features.arrow_schema)
+        self.writer.write_table(table)
         self.shard_bytes += self.pending_bytes
-        self.num_bytes += self.pending_bytes
+        self.num_bytes += table.nbytes
         self.pending, self.pending_bytes = [], 0
 
     def _close_shard(self) -> None:

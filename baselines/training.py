@@ -318,10 +318,10 @@ def train(factory, settings: TrainSettings, progress: bool = True) -> dict:
         raise UserError(f"{run} already holds a run; pass --resume to continue it, or choose --out")
     run.mkdir(parents=True, exist_ok=True)
 
-    split = AmodalSplit(resolve_data(settings.data), settings.split, size=settings.size)
+    split = AmodalSplit(resolve_data(settings.data, progress), settings.split, size=settings.size)
     pool = None
     if factory.needs_pool:
-        pool = open_pool(resolve_pool(settings.pool), factory.name)
+        pool = open_pool(resolve_pool(settings.pool, progress), factory.name)
     torch.manual_seed(settings.seed)
     resume_record = None
     if resuming:

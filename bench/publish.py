@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import datasets
+from tqdm import tqdm
 
 from ovbench.cli import main as ovbench
 from ovbench.hub import fetch, layout, schema
@@ -80,7 +81,8 @@ def main() -> None:
     ours, writing, baseline, checking = (min(times[n]) for n in ("ours", "writing", "baseline", "validate"))
 
     started = time.perf_counter()
-    fetch._rebuild_folder(work / "repo-0", "ovd", work / "rebuilt")
+    with tqdm(disable=True) as bar:
+        fetch._rebuild_folder(work / "repo-0", "ovd", work / "rebuilt", bar)
     rebuild = time.perf_counter() - started
 
     published = sum(p.stat().st_size for p in (work / "repo-0").rglob("*.parquet"))

@@ -112,7 +112,7 @@ def evaluate(model_name: str | None, data: Path | str, split: str = "test", chec
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     started = time.perf_counter()
     source = str(data)
-    data, pool = resolve_data(data), resolve_pool(pool)
+    data, pool = resolve_data(data, progress), resolve_pool(pool, progress)
     split_data = AmodalSplit(data, split)
     checkpoint_info, model_config = None, {}
     pretrained = "none (not a learned model)"

@@ -181,6 +181,11 @@ def test_read_path_over_http_through_a_hub_mirror(layout, small_ovd, small_pool,
         assert over_hub.returncode == 0, over_hub.stderr
         pool_path = run_subprocess_python(
             "import json; from ovbench.hub import resolve_pool; print(json.dumps(str(resolve_pool('hub:org/suite'))))", env)
+        trained = run_subprocess("train", "--model", "seganv", "--preset", "tiny", "--max-steps", 1,
+                                 "--data", "hub:org/suite/ovd", "--pool", "hub:org/suite",
+                                 "--out", tmp_path / "run", "--quiet", env=env)
+        assert trained.returncode == 0, trained.stderr
+        assert list((tmp_path / "run").glob("model-*.safetensors"))
     # The rebuilt folder is the original, file for file; the evaluation matches the local one.
     rebuilt = next((tmp_path / "ovbench-cache" / "hub" / "org--suite").glob("*/ovd"))
     compare = filecmp.dircmp(rebuilt, small_ovd)

@@ -61,8 +61,8 @@ def hub_errors(repo_id: str):
         raise UserError(f"cannot reach the Hugging Face Hub at {where} ({type(exc).__name__}); "
                         "check the network, HF_ENDPOINT or HF_HUB_OFFLINE") from None
     except LocalEntryNotFoundError:
-        raise UserError(f"cannot reach the Hub at {where} and {repo_id} is not in the local cache "
-                        "(HF_HOME); connect once to download it") from None
+        raise UserError(f"cannot reach the Hub at {where} (or HF_HUB_OFFLINE is set) and {repo_id} is "
+                        "not in the local cache (HF_HOME); connect once to download it") from None
 
 
 def connect(repo_id: str) -> HfApi:

@@ -15,15 +15,17 @@ import tempfile
 from pathlib import Path
 
 import h5py
+import httpx2
 import numpy as np
 import pyarrow.parquet as pq
-import httpx2
-from huggingface_hub import DatasetCard, HfApi, constants, snapshot_download
+from tqdm import tqdm
+from huggingface_hub import DatasetCard, HfApi, is_offline_mode, snapshot_download
 
 from ovbench import dataset
 from ovbench.errors import UserError
 from ovbench.fileio import write_json
 from ovbench.hub import PREFIX, client, layout, schema
+
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
     """hub:ORG/NAME → (ORG/NAME, None: the default config); hub:ORG/NAME/CONFIG → (ORG/NAME, CONFIG)."""
@@ -48,7 +50,7 @@ def _card_configs(snapshot: Path) -> dict:
 def _revision(repo_id: str) -> str | None:
     """The repository's current commit, asked with a short timeout; None when offline or the Hub
     cannot be reached (the local cache is used then)."""
-    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+    if is_offline_mode():  # HF_HUB_OFFLINE
         return None
     with client.hub_errors(repo_id):
         try:
@@ -77,26 +79,29 @@ def download(spec: str, want_kind: str) -> tuple[Path, str, str]:
     return snapshot, config, snapshot.name
 
 
-def _rows(snapshot: Path, config: str, split: str):
+def _batches(snapshot: Path, config: str, split: str):
+    """A split's rows (images undecoded), in lists of at most ROWS_PER_GROUP, in published order."""
     for shard in sorted((snapshot / config).glob(f"{split}-*.parquet")):
         for batch in pq.ParquetFile(shard).iter_batches(batch_size=layout.ROWS_PER_GROUP):
-            yield from batch.to_pylist()
+            yield batch.to_pylist()
 
 
-def _rebuild_folder(snapshot: Path, config: str, root: Path) -> None:
+def _rebuild_folder(snapshot: Path, config: str, root: Path, bar: tqdm) -> None:
     manifest = json.loads((snapshot / config / dataset.MANIFEST).read_text())
     headers = json.loads((snapshot / config / layout.COCO_HEADER).read_text())
     kind = manifest["kind"]
     for split in manifest["splits"]:
         images, annotations, occluders = [], [], []
-        for row in _rows(snapshot, config, split):
-            image, anns, others, files = schema.from_row(kind, row)
-            for name, data in files.items():
-                (root / split / name).parent.mkdir(parents=True, exist_ok=True)
-                (root / split / name).write_bytes(data)
-            images.append(image)
-            annotations += anns
-            occluders += others
+        for batch in _batches(snapshot, config, split):
+            for row in batch:
+                image, anns, others, files = schema.from_row(kind, row)
+                for name, data in files.items():
+                    (root / split / name).parent.mkdir(parents=True, exist_ok=True)
+                    (root / split / name).write_bytes(data)
+                images.append(image)
+                annotations += anns
+                occluders += others
+            bar.update(len(batch))
         document = {**headers[split], "images": images, "annotations": annotations,
                     "occluders": occluders}
         write_json(root / split / "annotations.json", document)
@@ -112,31 +117,25 @@ def _check_files(root: Path, manifest: dict) -> None:
                             "may be corrupt or written by another tool")
 
 
-def _rebuild_pool(snapshot: Path, config: str, path: Path) -> None:
+def _rebuild_pool(snapshot: Path, config: str, path: Path, bar: tqdm) -> None:
     from ovbench.pool import PoolWriter
 
     attributes = json.loads((snapshot / config / layout.POOL_ATTRIBUTES).read_text())
-    size = json.loads(attributes["config"])["size"]
     with h5py.File(path, "w", track_order=True) as h5:
-        writer = PoolWriter(h5, size)
-        batch: list = []
-
-        def flush():
+        writer = PoolWriter(h5, json.loads(attributes["config"])["size"])
+        for batch in _batches(snapshot, config, layout.POOL_SPLIT):
             masks = np.stack([schema.mask_from_png(row["silhouette"]["bytes"]) for row in batch])
             writer.append(np.packbits(masks, axis=-1),
                           {name: [row[name] for row in batch] for name in schema.POOL_COLUMNS})
-            batch.clear()
-
-        for row in _rows(snapshot, config, layout.POOL_SPLIT):
-            batch.append(row)
-            if len(batch) == layout.ROWS_PER_GROUP:
-                flush()
-        if batch:
-            flush()
+            bar.update(len(batch))
         h5.attrs.update(attributes)
 
 
-def materialize(spec: str, want_kind: str) -> Path:
+def _row_count(snapshot: Path, config: str) -> int:
+    return sum(pq.ParquetFile(shard).metadata.num_rows for shard in (snapshot / config).glob("*.parquet"))
+
+
+def materialize(spec: str, want_kind: str, progress: bool = True) -> Path:
     """The local copy of a hub: spec: a dataset folder (want_kind "dataset") or a pool file ("pool")."""
     snapshot, config, commit = download(spec, want_kind)
     repo_id, _ = parse_spec(spec)
@@ -153,12 +152,18 @@ def materialize(spec: str, want_kind: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=".rebuild-", dir=target.parent))
     try:
-        if want_kind == "pool":
-            _rebuild_pool(snapshot, config, build / "pool.h5")
-            (build / "pool.h5").rename(target)
-        else:
-            _rebuild_folder(snapshot, config, build)
-            build.rename(target)
+        with tqdm(total=_row_count(snapshot, config), unit="row", desc=f"rebuild {repo_id}/{config}",
+                  disable=not progress) as bar:
+            if want_kind == "pool":
+                _rebuild_pool(snapshot, config, build / "pool.h5", bar)
+                (build / "pool.h5").rename(target)
+            else:
+                _rebuild_folder(snapshot, config, build, bar)
+                try:
+                    build.rename(target)
+                except OSError:
+                    if not target.exists():  # else another process (a DDP rank) finished first
+                        raise
     finally:
         if build.exists():
             shutil.rmtree(build)

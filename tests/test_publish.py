@@ -258,12 +258,17 @@ def test_push_call_sequence_and_files_against_a_loopback_stand_in(suite, layout,
     assert not any(TOKEN.encode() in data for data in _files(tmp_path).values() if len(data) < 10_000_000)
 
 
-def test_no_token_is_one_line(small_ovd, tmp_path):
+def test_no_token_or_a_refused_one_is_one_line(small_ovd, tmp_path):
     with LoopbackHubStandIn(TOKEN) as hub:
         result = run_subprocess("publish", small_ovd, "--repo-id", "org/x", "--quiet", env=_hub_env(tmp_path, hub.url))
-        assert hub.calls() == [] or set(hub.calls()) == {"unknown"}
+        assert "whoami" not in hub.calls()
+        wrong = "hf_wrong_token_987654321"
+        refused = run_subprocess("publish", small_ovd, "--repo-id", "org/x", "--quiet",
+                                 env=_hub_env(tmp_path, hub.url, HF_TOKEN=wrong))
     assert result.returncode == 2
     assert "no Hugging Face token" in result.stderr and "Traceback" not in result.stderr
+    assert refused.returncode == 2 and "HTTP 401" in refused.stderr and "Traceback" not in refused.stderr
+    assert wrong not in refused.stdout + refused.stderr
 
 
 def test_unreachable_hub_fails_fast_without_retries(small_ovd, tmp_path):
@@ -315,6 +320,9 @@ def test_publish_refuses_non_dataset_and_occupied_destination(small_ovd, tmp_pat
     (tmp_path / "empty").mkdir()
     assert "holds no ovbench dataset" in cli("publish", tmp_path / "empty", "--repo-id", "o/x",
                                               "--to", tmp_path / "r").error_line()
+    unfinished = tmp_path / "suite" / "ovd"
+    (unfinished / ".parts").mkdir(parents=True)
+    assert "unfinished" in cli("publish", tmp_path / "suite", "--repo-id", "o/x", "--to", tmp_path / "r").error_line()
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "keep.txt").write_text("mine")

@@ -50,17 +50,21 @@ class Source:
         return schema.POOL_FEATURES if self.kind == "pool" else schema.features(self.kind)
 
 
+def _is_dataset_folder(path: Path) -> bool:
+    return (path / dataset.MANIFEST).is_file() or (path / dataset.PARTS).is_dir()
+
+
 def find_sources(paths: list[Path]) -> list[Source]:
     """Dataset folders, pool files, or folders holding them (as `ovbench generate` writes)."""
     sources = []
     for path in map(Path, paths):
         if path.is_file() and path.suffix in (".h5", ".hdf5"):
             sources.append(Source("pool", path))
-        elif (path / dataset.MANIFEST).is_file():
-            sources.append(Source(dataset.load_manifest(path)["kind"], path))
+        elif _is_dataset_folder(path):
+            sources.append(Source(dataset.load_manifest(path)["kind"], path))  # refuses unfinished ones
         elif path.is_dir():
             found = find_sources([p for p in sorted(path.iterdir())
-                                  if (p / dataset.MANIFEST).is_file() or p.suffix in (".h5", ".hdf5")])
+                                  if _is_dataset_folder(p) or p.suffix in (".h5", ".hdf5")])
             if not found:
                 raise UserError(f"{path} holds no ovbench dataset folder or pool file")
             sources += found

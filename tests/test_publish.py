@@ -338,3 +338,15 @@ def test_publish_refuses_non_dataset_and_occupied_destination(small_ovd, tmp_pat
 def test_bad_hub_specs(spec, expected, cli):
     result = cli("evaluate", "--model", "visible", "--data", spec)
     assert result.code == 2 and expected in result.error_line()
+
+
+def test_licence_defaults_to_other_when_third_party_sources_went_in():
+    from ovbench.hub import card, layout as hub_layout
+
+    def made_from(**config):
+        return hub_layout.ConfigLayout(hub_layout.Source("ovd", Path("x")), None, {}, {},
+                                       manifest={"config": config})
+
+    assert card.default_license([made_from(base="builtin", occluders="builtin")]) == "cc-by-4.0"
+    assert card.default_license([made_from(base="coco", occluders="builtin")]) == "other"
+    assert card.default_license([made_from(base="builtin", occluders="dir")]) == "other"

@@ -4,7 +4,7 @@
   `datasets.load_dataset("org/name")` and `snapshot_download` go over HTTP as against the Hub.
   Runs under `timeout` and dies with the test process (parent-death signal).
 - `LoopbackHubStandIn`: NOT a Hub. A stand-in that answers the few endpoints huggingface_hub's
-  upload path calls (whoami, tree, create, preupload, LFS batch + basic PUT, commit, resolve) and
+  upload path calls (whoami, tree, create, settings, preupload, LFS batch + basic PUT, commit, resolve) and
   records every request, so tests can check the call sequence and what was committed. It runs in a
   daemon thread of the test process.
 - `SilentServer`: accepts connections and never answers (a Hub that hangs).
@@ -152,7 +152,7 @@ class LoopbackHubStandIn:
                 if path == "/api/validate-yaml":
                     return "validate-yaml", None
                 if parts[:2] == ["api", "datasets"] and len(parts) >= 5:
-                    return parts[4], "/".join(parts[2:4])  # tree, preupload, commit, revision
+                    return parts[4], "/".join(parts[2:4])  # tree, preupload, commit, settings
                 if parts[0] == "datasets" and path.endswith(".git/info/lfs/objects/batch"):
                     return "lfs-batch", "/".join(parts[1:3])[: -len(".git")]
                 if parts[0] == "lfs-upload":
@@ -211,6 +211,9 @@ class LoopbackHubStandIn:
                         for o in objects]})
                 if kind == "commit":
                     return self._commit(arg, files, body)
+                if kind == "settings":
+                    standin.private[arg] = json.loads(body).get("visibility", "public") != "public"
+                    return self._send(200, {})
                 return self._send(404, {"error": f"the stand-in does not serve {self.path}"})
 
             def _commit(self, repo_id, files, body):

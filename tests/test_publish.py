@@ -233,7 +233,7 @@ def test_push_call_sequence_and_files_against_a_loopback_stand_in(suite, layout,
     with LoopbackHubStandIn(TOKEN) as hub:
         # The stand-in speaks the LFS "basic" transfer; Xet (the client's default) is switched off.
         env = _hub_env(tmp_path, hub.url, HF_TOKEN=TOKEN, HF_HUB_DISABLE_XET="1")
-        pushed = run_subprocess("publish", suite, "--repo-id", "org/suite", "--private", "--quiet", env=env)
+        pushed = run_subprocess("publish", suite, "--repo-id", "org/suite", "--quiet", env=env)
         assert pushed.returncode == 0, pushed.stderr
         assert TOKEN not in pushed.stdout + pushed.stderr
         calls = [c for c in hub.calls() if c not in ("unknown", "validate-yaml")]
@@ -241,12 +241,14 @@ def test_push_call_sequence_and_files_against_a_loopback_stand_in(suite, layout,
         assert calls == ["whoami", "tree", "create", "tree", "preupload", "lfs-batch", *["lfs-put"] * lfs_puts,
                          "commit"]
         assert lfs_puts == len(list(layout.rglob("*.parquet")))
-        assert hub.private["org/suite"] is True
+        assert hub.private["org/suite"] is False
         repo = hub.repos["org/suite"]
         assert {k: v for k, v in repo.items() if k != ".gitattributes"} == _files(layout)
 
         # Same schema again: an update. Another schema: refused, unless --overwrite.
-        assert run_subprocess("publish", suite, "--repo-id", "org/suite", "--quiet", env=env).returncode == 0
+        assert run_subprocess("publish", suite, "--repo-id", "org/suite", "--private", "--quiet",
+                              env=env).returncode == 0
+        assert hub.private["org/suite"] is True and "settings" in hub.calls()
         refused = run_subprocess("publish", small_ovd, "--repo-id", "org/suite", "--quiet", env=env)
         assert refused.returncode == 2
         assert "already exists" in refused.stderr and "--overwrite" in refused.stderr

@@ -118,7 +118,7 @@ def publish(paths: list[Path], repo_id: str, to: Path | None = None, private: bo
     max_bytes = parse_shard_size(max_shard_size)
     sources = layout.find_sources(paths)
     check_sources(sources)
-    api = None
+    api = remote = None
     if to is not None:
         to = Path(to)
         _prepare_destination(to, overwrite)
@@ -151,6 +151,8 @@ def publish(paths: list[Path], repo_id: str, to: Path | None = None, private: bo
         else:
             with client.hub_errors(repo_id):
                 api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+                if private and remote is not None:
+                    api.update_repo_settings(repo_id, repo_type="dataset", private=True)
                 api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=build, delete_patterns="*",
                                   commit_message=f"ovbench publish: {', '.join(summary.configs)}")
             summary.destination = f"{client.endpoint()}/datasets/{repo_id}"

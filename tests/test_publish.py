@@ -331,6 +331,12 @@ def test_publish_refuses_non_dataset_and_occupied_destination(small_ovd, tmp_pat
     result = cli("publish", small_ovd, "--repo-id", "o/x", "--to", occupied)
     assert result.code == 2 and "--overwrite" in result.error_line()
     assert (occupied / "keep.txt").read_text() == "mine"
+    copy = tmp_path / "copy"
+    shutil.copytree(small_ovd, copy)
+    for inside in (copy, copy / "hub", tmp_path):
+        result = cli("publish", copy, "--repo-id", "o/x", "--to", inside, "--overwrite")
+        assert result.code == 2 and "overlaps the data" in result.error_line()
+    assert cli("validate", copy).code == 0
 
 
 @pytest.mark.parametrize("spec, expected", [

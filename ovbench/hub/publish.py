@@ -8,6 +8,7 @@ earlier version that are no longer part of it are deleted in the same upload.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ def parse_shard_size(text: str) -> int:
     return size
 
 
-def check_sources(sources: list[layout.Source]) -> None:
+def check_sources(sources: list[layout.Source], progress: bool = True) -> None:
     """Refuse folders that fail `ovbench validate` and pool files that do not open."""
     from ovbench.pool import SilhouettePool
     from ovbench.validate import validate
@@ -64,6 +65,8 @@ def check_sources(sources: list[layout.Source]) -> None:
         if source.kind == "pool":
             with SilhouettePool(source.path):
                 continue
+        if progress:
+            print(f"validating {source.path} ...", file=sys.stderr, flush=True)
         report = validate(source.path)
         if report.count:
             raise UserError(f"{source.path} fails validation ({report.count} violations, first: "
@@ -103,7 +106,13 @@ def describe_difference(remote: dict, local: dict) -> str:
     return f"the features of config(s) {', '.join(changed)} differ"
 
 
-def _prepare_destination(to: Path, overwrite: bool) -> None:
+def _check_destination(to: Path, sources: list[layout.Source], overwrite: bool) -> None:
+    target = to.resolve()
+    for source in sources:
+        path = source.path.resolve()
+        if target == path or target in path.parents or path in target.parents:
+            raise UserError(f"--to {to} overlaps the data being published ({source.path}); choose "
+                            "another folder")
     if to.exists() and (not to.is_dir() or any(to.iterdir())) and not overwrite:
         raise UserError(f"{to} exists and is not empty; pass --overwrite to replace it")
 
@@ -117,11 +126,11 @@ def publish(paths: list[Path], repo_id: str, to: Path | None = None, private: bo
     repo_id = parse_repo_id(repo_id)
     max_bytes = parse_shard_size(max_shard_size)
     sources = layout.find_sources(paths)
-    check_sources(sources)
+    check_sources(sources, progress)
     api = remote = None
     if to is not None:
         to = Path(to)
-        _prepare_destination(to, overwrite)
+        _check_destination(to, sources, overwrite)
     else:
         api = client.connect(repo_id)  # fail on token or network before minutes of building
         with client.hub_errors(repo_id):
@@ -144,8 +153,10 @@ def publish(paths: list[Path], repo_id: str, to: Path | None = None, private: bo
             files=len(files), num_bytes=sum(p.stat().st_size for p in files), seconds=0.0,
             configs=[x.source.config for x in layouts])
         if to is not None:
-            if to.exists():
-                shutil.rmtree(to) if to.is_dir() else to.unlink()
+            if to.is_dir():
+                shutil.rmtree(to)
+            elif to.exists():
+                to.unlink()
             build.rename(to)
             summary.destination = str(to)
         else:

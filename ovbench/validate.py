@@ -53,7 +53,8 @@ class Report:
             self.problems.append(f"{where}: {rule}" + (f" ({detail})" if detail else ""))
 
 
-def _check_checksums(root: Path, manifest: dict, report: Report) -> None:
+def check_checksums(root: Path, manifest: dict, report: Report) -> None:
+    """Every file listed with its sha256, and nothing else beside manifest.json."""
     listed = manifest.get("files", {})
     for name, expected in listed.items():
         path = root / name
@@ -121,7 +122,7 @@ def validate(root: Path, limit: int = 50) -> Report:
         report.fail("manifest.json", "missing (not a dataset, or an unfinished run)")
         return report
     manifest = json.loads(manifest_path.read_text())
-    _check_checksums(root, manifest, report)
+    check_checksums(root, manifest, report)
     min_visible = int(manifest.get("config", {}).get("min_visible", 0))
     models_by_split = {}
     for split in manifest.get("splits", {}):

@@ -110,11 +110,13 @@ def _rebuild_folder(snapshot: Path, config: str, root: Path, bar: tqdm) -> None:
 
 
 def _check_files(root: Path, manifest: dict) -> None:
-    for name, expected in manifest["files"].items():
-        path = root / name
-        if not path.is_file() or dataset.sha256(path) != expected:
-            raise UserError(f"the Hub copy does not rebuild {name} byte for byte; the repository "
-                            "may be corrupt or written by another tool")
+    from ovbench.validate import Report, check_checksums
+
+    report = Report()
+    check_checksums(root, manifest, report)
+    if report.count:
+        raise UserError(f"the Hub copy does not rebuild the dataset byte for byte ({report.problems[0]}); "
+                        "the repository may be corrupt or written by another tool")
 
 
 def _rebuild_pool(snapshot: Path, config: str, path: Path, bar: tqdm) -> None:

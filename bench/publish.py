@@ -35,11 +35,7 @@ def folder_bytes(root: Path) -> int:
 
 def rows_of(root: Path, split: str):
     document = json.loads((root / split / "annotations.json").read_text())
-    names = {c["id"]: c["name"] for c in document["categories"]}
-    for image in document["images"]:
-        anns = [a for a in document["annotations"] if a["image_id"] == image["id"]]
-        others = [o for o in document["occluders"] if o["image_id"] == image["id"]]
-        yield schema.to_row("ovd", image, anns, others, names, lambda n: (root / split / n).read_bytes())
+    yield from layout.split_rows(root / split, "ovd", document)
 
 
 def main() -> None:

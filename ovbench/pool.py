@@ -291,15 +291,17 @@ class SilhouettePool:
         self.config = json.loads(self._h5.attrs["config"])
         self.attributes = file_attributes(self._h5)
 
-    def packed(self, start: int, stop: int) -> np.ndarray:
-        """Masks start..stop as stored: bit-packed along W."""
-        return self._masks[start:stop]
+    def masks(self, start: int, stop: int) -> np.ndarray:
+        """Masks start..stop, unpacked (N×H×W bool)."""
+        return self._unpack(self._masks[start:stop])
 
     def __len__(self) -> int:
         return len(self.bbox)
 
     def __getitem__(self, index: int) -> np.ndarray:
-        packed = self._masks[index]
+        return self._unpack(self._masks[index])
+
+    def _unpack(self, packed: np.ndarray) -> np.ndarray:
         return np.unpackbits(packed, axis=-1, count=self.width).astype(bool)
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:

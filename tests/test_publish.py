@@ -352,7 +352,7 @@ def test_licence_defaults_to_other_when_third_party_sources_went_in():
     from ovbench.hub import card, layout as hub_layout
 
     def made_from(**config):
-        return hub_layout.ConfigLayout(hub_layout.Source("ovd", Path("x")), None, {}, {},
+        return hub_layout.ConfigLayout(hub_layout.Source("ovd", Path("x")), None, {},
                                        manifest={"config": config})
 
     assert card.default_license([made_from(base="builtin", occluders="builtin")]) == "cc-by-4.0"

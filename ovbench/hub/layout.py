@@ -17,7 +17,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 from datasets import Features
 from datasets.arrow_writer import ParquetWriter
@@ -95,7 +94,6 @@ class ConfigLayout:
     source: Source
     features: Features
     splits: dict                  # split → SplitStats
-    files: dict                   # split → shard names (relative to the layout root)
     manifest: dict | None = None  # dataset folders
     attributes: dict | None = None  # pools
 
@@ -160,52 +158,53 @@ class ShardWriter:
             self.writer.finalize()
         self.writer, self.shard_bytes = None, 0
 
-    def close(self) -> list[Path]:
+    def close(self) -> None:
         """Finish the last shard; name the shards with their count (the Hub's convention)."""
         self._write_group()
         if not self.paths:  # an empty split still gets a shard, so that it loads
             self._open_shard()
         self._close_shard()
-        named = []
         for index, path in enumerate(self.paths):
-            named.append(path.with_name(f"{self.split}-{index:05d}-of-{len(self.paths):05d}.parquet"))
-            path.rename(named[-1])
-        return named
+            path.rename(path.with_name(f"{self.split}-{index:05d}-of-{len(self.paths):05d}.parquet"))
+
+
+def split_rows(split_dir: Path, kind: str, document: dict):
+    """The Hub rows of one split (its annotations.json read as `document`), in image order."""
+    names = {c["id"]: c["name"] for c in document["categories"]}
+    annotations, occluders = {}, {}
+    for ann in document["annotations"]:
+        annotations.setdefault(ann["image_id"], []).append(ann)
+    for occluder in document.get("occluders", []):
+        occluders.setdefault(occluder["image_id"], []).append(occluder)
+    for image in document["images"]:
+        yield schema.to_row(kind, image, annotations.get(image["id"], []), occluders.get(image["id"], []),
+                            names, lambda name: (split_dir / name).read_bytes())
 
 
 def _write_dataset(source: Source, root: Path, max_bytes: int, bar: tqdm) -> ConfigLayout:
     manifest = dataset.load_manifest(source.path)
     folder = root / source.config
     features = source.features()
-    layout = ConfigLayout(source, features, {}, {}, manifest=manifest)
+    layout = ConfigLayout(source, features, {}, manifest=manifest)
     headers = {}
     for split in manifest["splits"]:
         split_dir = source.path / split
         document = json.loads((split_dir / "annotations.json").read_text())
         headers[split] = {key: value for key, value in document.items() if key not in RECORD_LISTS}
-        names = {c["id"]: c["name"] for c in document["categories"]}
-        annotations, occluders = {}, {}
-        for ann in document["annotations"]:
-            annotations.setdefault(ann["image_id"], []).append(ann)
-        for occluder in document.get("occluders", []):
-            occluders.setdefault(occluder["image_id"], []).append(occluder)
         stats = SplitStats()
         writer = ShardWriter(folder, split, features, max_bytes)
-        for image in document["images"]:
-            anns = annotations.get(image["id"], [])
-            try:
-                row = schema.to_row(source.kind, image, anns, occluders.get(image["id"], []), names,
-                                    lambda name: (split_dir / name).read_bytes())
-            except schema.SchemaError as exc:
-                raise UserError(f"{source.path}/{split}: {exc}") from exc
-            writer.add(row)
-            stats.images += 1
-            stats.objects += len(anns)
-            stats.occluders += len(occluders.get(image["id"], []))
-            stats.occlusion += [a["occlude_rate"] for a in anns]
-            stats.categories.update(names[a["category_id"]] for a in anns)
-            bar.update()
-        layout.files[split] = [p.relative_to(root).as_posix() for p in writer.close()]
+        try:
+            for row in split_rows(split_dir, source.kind, document):
+                writer.add(row)
+                stats.images += 1
+                stats.objects += len(row["objects"])
+                stats.occluders += len(row["occluders"])
+                stats.occlusion += [obj["occlude_rate"] for obj in row["objects"]]
+                stats.categories.update(obj["category"] for obj in row["objects"])
+                bar.update()
+        except schema.SchemaError as exc:
+            raise UserError(f"{source.path}/{split}: {exc}") from exc
+        writer.close()
         stats.num_bytes = writer.num_bytes
         layout.splits[split] = stats
     (folder / dataset.MANIFEST).write_bytes((source.path / dataset.MANIFEST).read_bytes())
@@ -219,25 +218,20 @@ def _write_pool(source: Source, root: Path, max_bytes: int, bar: tqdm) -> Config
     folder = root / source.config
     features = source.features()
     with SilhouettePool(source.path) as pool:
-        columns = {"model_id": pool.model_id, "source": pool.source, "view": pool.view,
-                   "azimuth": pool.azimuth, "elevation": pool.elevation, "distance": pool.distance,
-                   "bbox": pool.bbox}
+        columns = {name: getattr(pool, name).tolist() for name in schema.POOL_COLUMNS}
         writer = ShardWriter(folder, POOL_SPLIT, features, max_bytes)
         for start in range(0, len(pool), ROWS_PER_GROUP):
-            packed = pool.packed(start, start + ROWS_PER_GROUP)
-            masks = np.unpackbits(packed, axis=-1, count=pool.width).astype(bool)
-            for offset, mask in enumerate(masks):
-                row = {name: values[start + offset] for name, values in columns.items()}
-                row["silhouette"] = {"bytes": schema.mask_png(mask), "path": None}
-                writer.add({k: v.tolist() if isinstance(v, np.ndarray | np.generic) else v
-                            for k, v in row.items()})
+            masks = pool.masks(start, start + ROWS_PER_GROUP)
+            for index, mask in enumerate(masks, start):
+                writer.add({"silhouette": {"bytes": schema.mask_png(mask), "path": None},
+                            **{name: values[index] for name, values in columns.items()}})
             bar.update(len(masks))
-        files = [p.relative_to(root).as_posix() for p in writer.close()]
+        writer.close()
         stats = SplitStats(images=len(pool), num_bytes=writer.num_bytes,
                            categories=Counter({"vehicle": len(pool)}))
         attributes = pool.attributes
     write_json(folder / POOL_ATTRIBUTES, attributes)
-    return ConfigLayout(source, features, {POOL_SPLIT: stats}, {POOL_SPLIT: files}, attributes=attributes)
+    return ConfigLayout(source, features, {POOL_SPLIT: stats}, attributes=attributes)
 
 
 def count_rows(sources: list[Source]) -> int:

@@ -180,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--repo-id", required=True, help="ORG/NAME of the dataset repository")
     publish.add_argument("--to", type=Path, default=None,
                          help="write the repository's files into this folder instead of pushing")
-    publish.add_argument("--private", action="store_true", help="create the repository private")
+    publish.add_argument("--private", action="store_true",
+                         help="make the repository private (new or existing)")
     publish.add_argument("--max-shard-size", default="500MB", help="largest parquet shard (default 500MB)")
     publish.add_argument("--overwrite", action="store_true",
                          help="replace a repository (or --to folder) that holds something else")

@@ -8,17 +8,12 @@ from skimage.morphology import convex_hull_image
 
 from ovbench.protocol import Batch, Prediction
 
-from .registry import register
+from .registry import Reference, register
 
 
 @register("convex-hull", "hull")
-class ConvexHullReference:
+class ConvexHullReference(Reference):
     """Non-learned reference: convex hull of the visible mask."""
-
-    trainable = False
-
-    def __init__(self, **_options):
-        pass
 
     def predict(self, batch: Batch) -> Prediction:
         masks = batch.visible_mask[:, 0].detach().cpu().numpy() > 0.5

@@ -3,22 +3,21 @@ with a 4-channel input (RGB + visible mask) → one logit map of the amodal mask
 
 "Visualizing the Invisible" cites DeepLab without a version (BASELINES §4); torchvision's
 DeepLabv3-ResNet50 is the reading here. conv1 takes RGB + mask: the RGB filters are kept and the
-mask filter is their mean. ImageNet initialisation from --pretrained (resnet50 weights) or the
-torch hub cache (resnet50-0676ba61.pth); otherwise random, and recorded as such.
+mask filter is their mean. ImageNet initialisation (ResNet-50) through torchvision's weights API
+(the torch hub cache, downloaded when missing) or from --pretrained FILE; without them random, with
+a warning, and recorded as such.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchvision.models import resnet50
+from torchvision.models import ResNet50_Weights, resnet50
 from torchvision.models.segmentation import deeplabv3_resnet50
 
-from .networks import four_channel_conv1, hub_weights
+from .learned import Trainable, scalars
+from .networks import four_channel_conv1, imagenet_state
 from .registry import register
-from .training import Trainable, scalars
-
-RESNET50_FILE = "resnet50-0676ba61.pth"
 
 
 @register("deeplab", "deeplabv3")
@@ -27,21 +26,20 @@ class DeepLab(Trainable):
 
     default_lr = 1e-4
 
-    def __init__(self, config: dict, pool=None, device="cpu", pretrained=None):
-        super().__init__(config, pool, pretrained, device)
+    def __init__(self, config: dict, *, pool=None, device="cpu", pretrained=None):
+        super().__init__(config, pool=pool, device=device, pretrained=pretrained)
         net = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=1, aux_loss=False)
-        weights = hub_weights(pretrained, RESNET50_FILE) if config.get("imagenet", True) else None
-        if weights is not None:
+        state, self.pretrained_note = imagenet_state(pretrained, ResNet50_Weights.IMAGENET1K_V1, "ResNet-50")
+        if state is not None:
             backbone = resnet50()
-            backbone.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            backbone.load_state_dict(state)
             net.backbone.load_state_dict(backbone.state_dict(), strict=False)
-            self.pretrained_note = f"ImageNet ResNet-50 ({weights.name})"
         net.backbone.conv1 = four_channel_conv1(net.backbone.conv1, "mean")
         self.nets["deeplab"] = net
 
     @classmethod
-    def default_config(cls, settings) -> dict:
-        return {"size": settings.size, **settings.options}
+    def base_config(cls, settings) -> dict:
+        return {"size": settings.size}
 
     def make_optimizers(self, lr):
         return {"deeplab": torch.optim.Adam(self.nets["deeplab"].parameters(), lr=lr)}

@@ -8,7 +8,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+import os
+import socket
 from pathlib import Path
 
 import torch
@@ -160,32 +164,57 @@ class DilatedResidualGenerator(nn.Module):
         return self.model(x)
 
 
-VGG19_FILE = "vgg19-dcbb9e9d.pth"
 VGG_LAYERS = (1, 6, 11, 20, 29)  # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 in vgg19.features
 
 
-def hub_weights(given: str | Path | None, cached_name: str) -> Path | None:
-    """A local weights file, or the torch hub cache's copy; None when neither exists."""
-    if given:
-        path = Path(given)
+DOWNLOAD_TIMEOUT = float(os.environ.get("OVBENCH_DOWNLOAD_TIMEOUT", "20"))  # seconds per read
+
+
+def imagenet_state(pretrained: str | Path | None, weights, label: str) -> tuple[dict | None, str]:
+    """ImageNet weights as the papers initialise, and a note saying what was used.
+
+    `pretrained`: "imagenet" (torchvision's weights API: the torch hub cache, downloaded there when
+    missing), "none" (opted out), a weights file, or None (random: a checkpoint's weights follow).
+    `weights`: the torchvision weights enum member (e.g. ResNet18_Weights.IMAGENET1K_V1). Without
+    network or cache the state is None and the note starts with "random". Only tensors are loaded
+    (`weights_only=True`), never pickled objects."""
+    if pretrained is None:
+        return None, "none (random initialisation)"
+    if pretrained == "none":
+        return None, "random (--no-pretrained)"
+    if pretrained != "imagenet":
+        path = Path(pretrained)
         if not path.is_file():
-            raise UserError(f"--pretrained file not found: {path}")
-        return path
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / cached_name
-    return cached if cached.is_file() else None
+            raise UserError(f"pretrained weights file not found: {path}")
+        return torch.load(path, map_location="cpu", weights_only=True), f"ImageNet {label} ({path.name})"
+    file_name = weights.url.rsplit("/", 1)[-1]
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):   # torch.hub announces each download try
+            state = torch.hub.load_state_dict_from_url(weights.url, map_location="cpu", progress=False,
+                                                       check_hash=True, weights_only=True)
+    except (OSError, RuntimeError, ValueError) as exc:
+        reason = str(getattr(exc, "reason", exc)).splitlines()[0][:120]
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        return None, (f"random: ImageNet {label} weights could not be had ({reason}); put {file_name} "
+                      f"in {cache} or pass --pretrained FILE")
+    finally:
+        socket.setdefaulttimeout(previous)
+    return state, f"ImageNet {label} ({file_name})"
 
 
 class VGGPerceptualLoss(nn.Module):
     """L1 between VGG-19 activations at relu1_1 … relu5_1 (weights 1), inputs in [0, 1].
-    ImageNet weights from a file or the hub cache; otherwise random (recorded by the caller)."""
+    `state`: ImageNet weights (`imagenet_state`), or None for random (recorded by the caller)."""
 
-    def __init__(self, weights: Path | None, stages: int = 5):
+    def __init__(self, state: dict | None, stages: int = 5):
         super().__init__()
         from torchvision.models import vgg19
 
         vgg = vgg19(weights=None)
-        if weights is not None:
-            vgg.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        if state is not None:
+            vgg.load_state_dict(state)
         self.layers = VGG_LAYERS[:stages]
         self.features = vgg.features[: self.layers[-1] + 1].eval()
         for p in self.features.parameters():
@@ -194,15 +223,24 @@ class VGGPerceptualLoss(nn.Module):
         self.register_buffer("std", torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1))
 
     def forward(self, x, y):
+        """Σ over stages of L1(features(x), features(y)). `x` may stack k batches against one `y`
+        (G2's two paths share their target): y's features are computed once, without a graph, and
+        the loss is the sum of the k batches' losses."""
         if x.shape[1] == 1:  # masks: repeated to three channels
             x, y = x.repeat(1, 3, 1, 1), y.repeat(1, 3, 1, 1)
-        x, y = (x - self.mean) / self.std, (y - self.mean) / self.std
-        loss = x.new_zeros(())
+        repeats = x.shape[0] // y.shape[0]
+        with torch.no_grad():
+            targets, h = [], (y - self.mean) / self.std
+            for i, layer in enumerate(self.features):
+                h = layer(h)
+                if i in self.layers:
+                    targets.append(h.repeat(repeats, 1, 1, 1))
+        loss, h = x.new_zeros(()), (x - self.mean) / self.std
         for i, layer in enumerate(self.features):
-            x, y = layer(x), layer(y)
+            h = layer(h)
             if i in self.layers:
-                loss = loss + F.l1_loss(x, y)
-        return loss
+                loss = loss + F.l1_loss(h, targets[self.layers.index(i)])
+        return loss * repeats
 
 
 def four_channel_conv1(conv: nn.Conv2d, mask_init: str = "mean") -> nn.Conv2d:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .learned import Trainable, scalars
 from .networks import PatchDiscriminator, UnetGenerator, bce_gan, init_normal, unet_downs
 from .registry import register
-from .training import Trainable, scalars
 
 L1_WEIGHT = 100.0
 
@@ -28,8 +28,8 @@ class Pix2Pix(Trainable):
 
     default_lr = 2e-4
 
-    def __init__(self, config: dict, pool=None, device="cpu", pretrained=None):
-        super().__init__(config, pool, pretrained, device)
+    def __init__(self, config: dict, *, pool=None, device="cpu", pretrained=None):
+        super().__init__(config, pool=pool, device=device, pretrained=pretrained)
         ngf, ndf, downs = config["ngf"], config["ndf"], unet_downs(config["size"])
         self.nets["g_mask"] = init_normal(UnetGenerator(4, 1, ngf, downs))
         self.nets["d_mask"] = init_normal(PatchDiscriminator(4 + 1, ndf))
@@ -37,9 +37,9 @@ class Pix2Pix(Trainable):
         self.nets["d_app"] = init_normal(PatchDiscriminator(4 + 3, ndf))
 
     @classmethod
-    def default_config(cls, settings) -> dict:
+    def base_config(cls, settings) -> dict:
         width = 16 if settings.preset == "tiny" else 64
-        return {"size": settings.size, "ngf": width, "ndf": width, **settings.options}
+        return {"size": settings.size, "ngf": width, "ndf": width}
 
     def make_optimizers(self, lr):
         return {name: adam(self.nets[name].parameters(), lr) for name in self.nets}

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ovbench.errors import UserError
 from ovbench.protocol import Batch, Prediction
 
-from .registry import register
+from .registry import Reference, register
 
 GRID = 48
 WIDER = (1.0, 1.25, 1.5)
@@ -31,12 +31,11 @@ def _resize(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 @register("pool-nn", "pool-nearest")
-class PoolNearestReference:
+class PoolNearestReference(Reference):
     """Non-learned reference: best-matching pool silhouette fitted to the visible mask."""
 
-    trainable = False
-
-    def __init__(self, pool: str | Path | None = None, seed: int = 0, **_options):
+    def __init__(self, pool: str | Path | None = None, device: str = "cpu", seed: int = 0):
+        super().__init__(pool, device)
         from ovbench.pool import SilhouettePool
 
         if pool is None:

@@ -20,40 +20,51 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.models import resnet18
+from torchvision.models import ResNet18_Weights, resnet18
 from torchvision.ops import roi_align, roi_pool
 
-from .networks import (PatchDiscriminator, UnetGenerator, bce_gan, four_channel_conv1, hub_weights,
+from .learned import Trainable, scalars
+from .networks import (PatchDiscriminator, UnetGenerator, bce_gan, four_channel_conv1, imagenet_state,
                        init_normal, unet_downs)
 from .registry import register
-from .training import Trainable, scalars
 
-RESNET18_FILE = "resnet18-f37072fd.pth"
 SET_WEIGHTS = {"background": 1.0, "visible": 5.0, "invisible": 3.0}
 PAINTER_L1, END_TO_END = 100.0, 0.1
 RED, BLUE = (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)
 
 
+def resnet_feature_side(size: int) -> int:
+    """Side of ResNet's layer-4 map for a size² input: conv1, the max-pool and layers 2-4 each
+    halve it, rounding up (padding): 500 → 250 → 125 → 63 → 32 → 16."""
+    for _ in range(5):
+        size = -(-size // 2)
+    return size
+
+
 class Segmentor(nn.Module):
-    def __init__(self, seg_size: int, roi_out: int, weights=None):
+    def __init__(self, seg_size: int, roi_out: int, state: dict | None = None):
         super().__init__()
         net = resnet18()
-        if weights is not None:
-            net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        if state is not None:
+            net.load_state_dict(state)
         net.conv1 = four_channel_conv1(net.conv1, "red")
         self.body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool,
                                   net.layer1, net.layer2, net.layer3, net.layer4)
-        feature = seg_size // 32
+        feature = resnet_feature_side(seg_size)
         self.pool = nn.AvgPool2d(7, 1) if feature >= 7 else nn.Identity()  # kept, as the code
+        # The kept 7×7 stride-1 pool trims 6: at 500², 16 → 10 cells, one per 50 input pixels.
         self.feature = feature - 6 if feature >= 7 else feature
         self.seg_size, self.roi_out = seg_size, roi_out
         self.head = nn.Conv2d(512, roi_out * roi_out, 6)
 
+    @property
+    def spatial_scale(self) -> float:
+        """Feature cells per input pixel, for ROI pooling (1/50 at 500², as SeGAN's code)."""
+        return self.feature / self.seg_size
+
     def forward(self, image_and_mask, boxes_in_seg):
         features = self.pool(self.body(image_and_mask))
-        rois = torch.cat([torch.arange(len(boxes_in_seg), device=boxes_in_seg.device,
-                                       dtype=boxes_in_seg.dtype)[:, None], boxes_in_seg], 1)
-        pooled = roi_pool(features.float(), rois.float(), (6, 6), self.feature / self.seg_size)
+        pooled = roi_pool(features.float(), _rois(boxes_in_seg).float(), (6, 6), self.spatial_scale)
         return self.head(pooled.to(features.dtype)).view(-1, 1, self.roi_out, self.roi_out)
 
 
@@ -104,23 +115,20 @@ class SeGAN(Trainable):
 
     default_lr = 2e-4
 
-    def __init__(self, config: dict, pool=None, device="cpu", pretrained=None):
-        super().__init__(config, pool, pretrained, device)
-        weights = hub_weights(pretrained, RESNET18_FILE)
-        if weights is not None:
-            self.pretrained_note = f"ImageNet ResNet-18 ({weights.name})"
-        self.nets["segmentor"] = Segmentor(config["seg_size"], config["roi_out"], weights)
+    def __init__(self, config: dict, *, pool=None, device="cpu", pretrained=None):
+        super().__init__(config, pool=pool, device=device, pretrained=pretrained)
+        state, self.pretrained_note = imagenet_state(pretrained, ResNet18_Weights.IMAGENET1K_V1, "ResNet-18")
+        self.nets["segmentor"] = Segmentor(config["seg_size"], config["roi_out"], state)
         init_normal(self.nets["segmentor"].head)
         self.nets["painter"] = init_normal(UnetGenerator(3, 3, config["ngf"], unet_downs(config["paint_size"])))
         self.nets["d_paint"] = init_normal(PatchDiscriminator(6, config["ndf"]))
 
     @classmethod
-    def default_config(cls, settings) -> dict:
+    def base_config(cls, settings) -> dict:
         tiny = settings.preset == "tiny"
-        config = {"size": settings.size, "seg_size": 128 if tiny else 500, "roi_out": 28 if tiny else 58,
-                  "paint_size": 64 if tiny else 256, "ngf": 16 if tiny else 64, "ndf": 16 if tiny else 64,
-                  "seg_optimizer": "adam" if tiny else "sgd", "seed": settings.seed}
-        return {**config, **settings.options}
+        return {"size": settings.size, "seg_size": 128 if tiny else 500, "roi_out": 28 if tiny else 58,
+                "paint_size": 64 if tiny else 256, "ngf": 16 if tiny else 64, "ndf": 16 if tiny else 64,
+                "seg_optimizer": "adam" if tiny else "sgd", "seed": settings.seed}
 
     def make_optimizers(self, lr):
         segmentor = self.nets["segmentor"].parameters()

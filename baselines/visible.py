@@ -3,17 +3,12 @@ The floor every model must beat: it scores recall = 1 − occlusion and perfect 
 
 from ovbench.protocol import Batch, Prediction
 
-from .registry import register
+from .registry import Reference, register
 
 
 @register("visible", "identity")
-class VisibleReference:
+class VisibleReference(Reference):
     """Non-learned reference: predicts the visible mask, paints nothing."""
-
-    trainable = False
-
-    def __init__(self, **_options):
-        pass
 
     def predict(self, batch: Batch) -> Prediction:
         return Prediction(batch.visible_mask.float(), batch.image)

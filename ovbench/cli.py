@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ovbench import __version__
 from ovbench.errors import UserError
+from ovbench.reproduce import STUDIES
 
 DEFAULT_DATA = Path("ovbench-data")
 # `ovbench generate` with no stage: demo-size data, fully offline.
@@ -50,14 +51,17 @@ def _ovd_parser(stages) -> None:
                           "(images with NAME.mask.png beside them)")
     ovd.add_argument("--base-categories", default="car,truck,bus",
                      help="COCO categories taken as bases (default car,truck,bus)")
-    ovd.add_argument("--base-min-size", type=int, default=32,
-                     help="smallest base instance, box side in pixels (default 32)")
+    ovd.add_argument("--base-min-size", type=int, default=None,
+                     help="smallest photo base: longer box side in pixels (default --size / 4, "
+                          "so no base is upscaled 4× or more)")
     ovd.add_argument("--occluders", default="builtin",
                      help="builtin (default) | coco:ANN.json:IMAGES_DIR | dir:DIR of RGBA PNG cut-outs")
     ovd.add_argument("--occluder-categories", default="person,bicycle,motorcycle,car,truck,bus",
                      help="COCO categories cut out as occluders")
     ovd.add_argument("--occluder-min-size", type=int, default=16,
                      help="smallest occluder instance, box side in pixels (default 16)")
+    ovd.add_argument("--keep-border-occluders", action="store_true",
+                     help="also cut out COCO occluders touching their photo's border (cut straight there)")
     ovd.add_argument("--occluder-bank", type=int, default=None,
                      help="cut-outs to draw from (default: half the images, 64-400, for builtin; "
                           "all instances for COCO/dir)")
@@ -90,7 +94,55 @@ def _dyce_parser(stages) -> None:
     _add_generator_options(dyce, "output folder (default ovbench-data/dyce)", DEFAULT_DATA / "dyce")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when torch sees one)")
+
+
+def _add_training_budget(parser: argparse.ArgumentParser) -> None:
+    """The options that set a training run's size and initialisation (train and reproduce)."""
+    from ovbench.training_settings import default_of
+
+    parser.add_argument("--preset", choices=["tiny"], default=None,
+                        help="tiny: narrow networks at 64 px, for a few CPU minutes")
+    for name, meaning in (("epochs", "epochs"), ("batch_size", "images a batch"), ("size", "training size")):
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=None,
+                            help=f"{meaning}: default {default_of(name)} (tiny: {default_of(name, 'tiny')})")
+    _add_device_option(parser)
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--pretrained", type=Path, default=None,
+                         help="ImageNet weights file (ResNet/VGG); default: torchvision's weights "
+                              "(the torch hub cache, downloaded when missing), else random with a warning")
+    weights.add_argument("--no-pretrained", action="store_true", help="start from random weights")
+
+
+def _model_named(argv: list[str]) -> str | None:
+    """The value of --model in a command line, before it is parsed (to add that model's flags)."""
+    for k, word in enumerate(argv):
+        if word == "--model" and k + 1 < len(argv):
+            return argv[k + 1]
+        if word.startswith("--model="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def _add_model_options(parser: argparse.ArgumentParser, factory, evaluation: bool) -> None:
+    """The chosen model's own flags, with the model's defaults in their help."""
+    group = parser.add_argument_group(f"options of {factory.name}")
+    for option in factory.options:
+        if evaluation and not option.at_evaluation:
+            continue
+        kind = type(option.default)
+        group.add_argument(option.flag, dest=f"model_{option.name}", type=kind, default=None,
+                           choices=list(option.choices) or None, metavar=None if option.choices else "VALUE",
+                           help=f"{option.help} (default {option.default})")
+
+
+def _model_options(args, factory) -> dict:
+    return {o.name: getattr(args, f"model_{o.name}") for o in factory.options
+            if getattr(args, f"model_{o.name}", None) is not None}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ovbench", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ovbench {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -121,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("-o", "--out", type=Path, required=True, help="output folder: <split>.json each")
 
     evaluate = commands.add_parser("evaluate", help="score a model (or outside predictions) on a split",
-                                   description="Run a registered model over a split and score it.")
+                                   description="Run a registered model over a split and score it. "
+                                               "A model's own options: ovbench evaluate --model NAME --help.")
     evaluate.add_argument("--model", help="registered model name (see `ovbench models`)")
     evaluate.add_argument("--predictions", type=Path, default=None,
                           help="score predictions made elsewhere (DIR/predictions.json, see README)")
@@ -130,9 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--checkpoint", type=Path, default=None,
                           help="checkpoint (default: the newest under runs/NAME)")
-    evaluate.add_argument("--iterations", type=int, default=None, help="refinement iterations (seganv)")
     evaluate.add_argument("--batch-size", type=int, default=16)
-    evaluate.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    _add_device_option(evaluate)
     evaluate.add_argument("--pool", default=None,
                           help="silhouette pool file or hub:ORG/NAME (pool-nn, seganv)")
     evaluate.add_argument("--icp-weights", type=Path, default=None, help="Inception-v3 ImageNet weights")
@@ -143,25 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true")
 
     train = commands.add_parser("train", help="train a model of the zoo",
-                                description="Train a learned model; checkpoints go to runs/NAME.")
+                                description="Train a learned model; checkpoints go to runs/NAME. "
+                                            "A model's own options: ovbench train --model NAME --help.")
     train.add_argument("--model", required=True)
     train.add_argument("--data", default=DEFAULT_DATA / "ovd",
                        help="dataset folder, or hub:ORG/NAME[/CONFIG] (default ovbench-data/ovd)")
     train.add_argument("--split", default="train")
     train.add_argument("--pool", default=None, help="silhouette pool file or hub:ORG/NAME (seganv)")
-    train.add_argument("--preset", choices=["tiny"], default=None,
-                       help="tiny: narrow networks at 64 px, for a few CPU minutes")
-    train.add_argument("--epochs", type=int, default=None, help="default 20 (tiny: 3)")
-    train.add_argument("--batch-size", type=int, default=None, help="default 4 (tiny: 8)")
+    _add_training_budget(train)
     train.add_argument("--lr", type=float, default=None, help="default: the model's own")
-    train.add_argument("--size", type=int, default=None, help="training size, default 256 (tiny: 64)")
-    train.add_argument("--device", default="cuda" if _cuda() else "cpu")
     train.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--pretrained", type=Path, default=None,
-                       help="ImageNet weights file (ResNet/VGG); default: the torch hub cache, else random")
-    train.add_argument("--discriminator", choices=["coupled", "standard"], default=None, help="seganv ablation")
-    train.add_argument("--paths", type=int, choices=[1, 2], default=None, help="seganv ablation")
     train.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps (default: each epoch)")
     train.add_argument("--max-steps", type=int, default=None, help="stop after N steps")
     train.add_argument("--time-limit", type=float, default=None,
@@ -169,6 +213,26 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--out", type=Path, default=None, help="run folder (default runs/NAME)")
     train.add_argument("--quiet", action="store_true")
+
+    reproduce = commands.add_parser(
+        "reproduce", help="re-verify a paper's table: its rows at matched budgets and seeds, with verdicts",
+        description="Train every row of a paper's table with the same epochs and seeds, select each "
+                    "run's checkpoint on a validation split carved from train, score it on test, and "
+                    "write NAME.md: mean ± std per row, IoU-per-epoch curves and a verdict per claim.")
+    reproduce.add_argument("table", choices=sorted(STUDIES), help="the paper's table")
+    reproduce.add_argument("--data", type=Path, default=None,
+                           help="dataset folder (default ovbench-data/ovd; ovbench-data/dyce for segan2018)")
+    reproduce.add_argument("--pool", type=Path, default=None, help="silhouette pool file (yan2019)")
+    reproduce.add_argument("--seeds", type=int, default=3, help="seeds per row (default 3)")
+    _add_training_budget(reproduce)
+    reproduce.add_argument("--validation", type=float, default=0.1,
+                           help="share of the train images kept for checkpoint selection (default 0.1)")
+    reproduce.add_argument("--rows", default=None, help="only these rows, comma-separated (default: all)")
+    reproduce.add_argument("--out", type=Path, default=None,
+                           help="results folder (default leaderboards/TABLE, or TABLE-tiny with the tiny preset)")
+    reproduce.add_argument("--runs", type=Path, default=None,
+                           help="training runs folder (default runs/reproduce/<out's name>)")
+    reproduce.add_argument("--quiet", action="store_true")
 
     publish = commands.add_parser(
         "publish", help="push datasets to the Hugging Face Hub (or write the same repository locally)",
@@ -194,7 +258,23 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard.add_argument("--dir", type=Path, default=Path("leaderboards"))
 
     commands.add_parser("models", help="list the model zoo")
+    factory = _registered(_model_named(argv or []))
+    if factory is not None:
+        _add_model_options(train, factory, evaluation=False)
+        _add_model_options(evaluate, factory, evaluation=True)
     return parser
+
+
+def _registered(name: str | None):
+    """The registered model of that name, or None (unknown names are reported when used)."""
+    if name is None:
+        return None
+    from ovbench.baselines import get_model
+
+    try:
+        return get_model(name)
+    except UserError:
+        return None
 
 
 def _print_pool_summary(summary) -> None:
@@ -228,6 +308,7 @@ def _ovd_config(args, **overrides):
         base_min_size=args.base_min_size, occluders=args.occluders,
         occluder_categories=tuple(_names(args.occluder_categories)),
         occluder_min_size=args.occluder_min_size, occluder_bank=args.occluder_bank,
+        keep_border_occluders=args.keep_border_occluders,
         max_occluders=args.max_occluders, occlusion=parse_range(args.occlusion),
         harmonize=args.harmonize, splits=parse_splits(args.splits), size=args.size, seed=args.seed,
         reuse=args.reuse, min_visible=args.min_visible,
@@ -289,22 +370,20 @@ def _generate(args) -> None:
 
 def _models(_args) -> None:
     from ovbench.baselines import available_models
-    from ovbench.baselines.training import checkpoint_status
 
     for name, factory in available_models().items():
         aliases = ", ".join(getattr(factory, "aliases", ()))
         summary = (factory.__doc__ or "").strip().splitlines()[0]
-        status = checkpoint_status(factory) if getattr(factory, "trainable", False) else "no training needed"
-        print(f"{name:12s} {summary}" + (f" (aliases: {aliases})" if aliases else "") + f" — {status}")
+        print(f"{name:12s} {summary}" + (f" (aliases: {aliases})" if aliases else "") + f" — {factory.status()}")
 
 
-def _cuda() -> bool:
-    try:
-        import torch
+def _device(args) -> str:
+    """--device, or cuda when torch sees one (torch is imported only for commands that use it)."""
+    if args.device:
+        return args.device
+    import torch
 
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _evaluate(args) -> None:
@@ -313,11 +392,12 @@ def _evaluate(args) -> None:
 
     if (args.model is None) == (args.predictions is None):
         raise UserError("give exactly one of --model NAME or --predictions DIR")
-    result = evaluate(args.model, args.data, args.split, args.checkpoint, args.iterations,
-                      args.batch_size, args.device, args.pool, args.predictions, args.icp_weights,
-                      args.ss_weights, progress=not args.quiet)
+    options = _model_options(args, _registered(args.model)) if args.model and _registered(args.model) else {}
+    result = evaluate(args.model, args.data, args.split, args.checkpoint, options, args.batch_size,
+                      _device(args), args.pool, args.predictions, args.icp_weights, args.ss_weights,
+                      progress=not args.quiet)
     checkpoint = result["checkpoint"]["sha256"] if result["checkpoint"] else None
-    out = args.out or default_output(result["benchmark"], result["model"], args.iterations, checkpoint)
+    out = args.out or default_output(result["benchmark"], result["model"], options, checkpoint)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, result)
     mask = result["metrics"]["mask"]["all"]
@@ -329,28 +409,45 @@ def _evaluate(args) -> None:
           f"R {mask['recall']:.4f}{painted} in {result['wall_seconds']:.1f} s → {out}")
 
 
+def _pretrained(args) -> str:
+    return "none" if args.no_pretrained else str(args.pretrained) if args.pretrained else "imagenet"
+
+
 def _train(args) -> None:
     from ovbench.baselines import get_model
     from ovbench.baselines.training import TrainSettings, train
 
     factory = get_model(args.model)
-    if not getattr(factory, "trainable", False):
+    if not factory.learned:
         raise UserError(f"{factory.name} is a non-learned reference: it needs no training")
-    tiny = args.preset == "tiny"
-    options = {k: v for k, v in (("discriminator", args.discriminator), ("paths", args.paths)) if v}
-    settings = TrainSettings(
-        model=factory.name, data=str(args.data), split=args.split,
-        pool=str(args.pool) if args.pool else None,
-        epochs=args.epochs or (3 if tiny else 20), batch_size=args.batch_size or (8 if tiny else 4),
-        lr=args.lr, size=args.size or (64 if tiny else 256), device=args.device, amp=args.amp,
-        seed=args.seed, preset=args.preset, out=str(args.out or Path("runs") / factory.name),
-        pretrained=str(args.pretrained) if args.pretrained else None, save_every=args.save_every,
-        max_steps=args.max_steps, time_limit=args.time_limit, resume=args.resume, options=options)
+    settings = TrainSettings.with_preset(
+        args.preset, model=factory.name, data=str(args.data), split=args.split,
+        pool=str(args.pool) if args.pool else None, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, size=args.size, device=_device(args), amp=args.amp, seed=args.seed,
+        out=str(args.out or Path("runs") / factory.name), pretrained=_pretrained(args),
+        save_every=args.save_every, max_steps=args.max_steps, time_limit=args.time_limit,
+        resume=args.resume, options=_model_options(args, factory))
     summary = train(factory, settings, progress=not args.quiet)
     if summary["rank"] == 0:
         print(f"{factory.name}: {summary['steps']} steps in {summary['seconds']:.1f} s "
               f"({summary['images_per_second']:.1f} img/s), pretrained: {summary['pretrained']} "
               f"→ {summary['run']}")
+
+
+def _reproduce(args) -> None:
+    from ovbench.reproduce import Budget, reproduce
+
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {args.seeds}")
+    out = args.out or Path("leaderboards") / (args.table + ("-tiny" if args.preset == "tiny" else ""))
+    budget = Budget(preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, size=args.size,
+                    device=_device(args), pretrained=_pretrained(args), validation=args.validation)
+    rows = _names(args.rows) if args.rows else None
+    data = args.data or DEFAULT_DATA / STUDIES[args.table].kind
+    report = reproduce(args.table, data, args.pool, args.seeds, budget, out,
+                       args.runs or Path("runs") / "reproduce" / out.name, rows, progress=not args.quiet)
+    print(f"{args.table}: {report.results} result files, {report.claims} claims "
+          f"({report.verdicts}) in {report.seconds:.0f} s → {report.table}")
 
 
 def _publish(args) -> None:
@@ -401,10 +498,11 @@ def _convert(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     handlers = {"generate": _generate, "models": _models, "validate": _validate, "show": _show,
                 "convert": _convert, "evaluate": _evaluate, "leaderboard": _leaderboard,
-                "train": _train, "publish": _publish}
+                "train": _train, "publish": _publish, "reproduce": _reproduce}
     try:
         handlers[args.command](args)
     except UserError as exc:

@@ -13,6 +13,15 @@ from ovbench.masks import box_slices
 
 FEATHER_PX = 2.0  # edges soften over at most this many pixels, inward only
 CANDIDATES = 12   # placements tried per occluder
+# Typical heights (m) of things that stand on the ground, occluders and base vehicles alike: a
+# ground-standing cut-out from a photo is sized by its ratio to the base vehicle's.
+STANDING_HEIGHT_M = {"person": 1.7, "pedestrian": 1.7, "rider": 1.75, "cyclist": 1.75,
+                     "bicycle": 1.05, "motorcycle": 1.2, "car": 1.5, "van": 2.0, "truck": 3.2,
+                     "bus": 3.2, "tram": 3.4, "train": 3.8, "pole": 4.0, "bin": 1.0,
+                     "trash can": 1.0, "barrier": 1.0, "fire hydrant": 0.8, "parking meter": 1.3,
+                     "bench": 0.85}
+SIZE_JITTER = (0.9, 1.15)      # × the height ratio: a little nearer or farther than the vehicle
+GROUND_JITTER = (-0.03, 0.12)  # × vehicle height below its ground line: occluders stand in front
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,7 @@ class Cutout:
     rgba: np.ndarray
     category: str
     source: str
+    origin: str = ""      # the instance it was cut from, named as bases' model_id (coco-<id>)
 
     @property
     def height(self) -> int:
@@ -79,32 +89,64 @@ def place(rgba: np.ndarray, x: int, y: int, frame: int) -> tuple[np.ndarray, np.
     return mask, rgb
 
 
+def standing_ratio(cutout: Cutout, base_category: str) -> float | None:
+    """Height of a ground-standing photo cut-out relative to the base vehicle, or None for cut-outs
+    placed freely (built-in renders, OVD-style; things that do not stand; bases of unknown height)."""
+    if cutout.source == "builtin" or base_category not in STANDING_HEIGHT_M:
+        return None
+    height = STANDING_HEIGHT_M.get(cutout.category)
+    return None if height is None else height / STANDING_HEIGHT_M[base_category]
+
+
+def _unused(bank: list[Cutout], used: set[int], base_origin: str) -> list[int]:
+    """Bank indices not yet in this image (nor cut from the base itself); the whole bank once
+    none is left."""
+    fresh = [i for i, c in enumerate(bank) if i not in used and c.origin != base_origin]
+    return fresh or list(range(len(bank)))
+
+
+def _propose(cutout: Cutout, box: tuple, base_category: str, rng,
+             relative_height: tuple) -> tuple[float, int, int]:
+    """(scale, x, y) of one candidate: ground-standing cut-outs stand on the vehicle's ground line
+    (its amodal box bottom) at their real height ratio; others anywhere over the vehicle."""
+    top, bottom, left, right = box
+    vehicle_height = bottom - top + 1
+    ratio = standing_ratio(cutout, base_category)
+    relative = rng.uniform(*relative_height) if ratio is None else ratio * rng.uniform(*SIZE_JITTER)
+    scale = relative * vehicle_height / cutout.height
+    w, h = _scaled_size(cutout, scale)
+    # The occluder's centre falls on the vehicle's box, so the two overlap.
+    x = int(round(rng.uniform(left, right + 1) - w / 2))
+    if ratio is None:
+        y = int(round(rng.uniform(top, bottom + 1) - h / 2 + rng.uniform(0, 0.5) * h))
+    else:  # feet on the ground line, a little in front of the vehicle
+        y = int(round(bottom + rng.uniform(*GROUND_JITTER) * vehicle_height - h + 1))
+    return scale, x, y
+
+
 def plan_occlusion(amodal: np.ndarray, bank: list[Cutout], count: int, target: float,
-                   min_visible: int, rng: np.random.Generator,
-                   relative_height=(0.5, 1.5)) -> list[Placement]:
+                   min_visible: int, rng: np.random.Generator, base_category: str = "",
+                   base_origin: str = "", relative_height=(0.5, 1.5)) -> list[Placement]:
     """Place `count` occluders one by one (later ones in front), each the best of random
-    candidates (a cut-out from the bank, a scale, a position overlapping the vehicle) for
+    candidates (a cut-out not yet used here, a scale, a position overlapping the vehicle) for
     bringing the occluded share of the vehicle toward `target`."""
     frame = amodal.shape[0]
     area = int(amodal.sum())
     ys, xs = np.nonzero(amodal)
-    top, bottom, left, right = ys.min(), ys.max(), xs.min(), xs.max()
-    vehicle_height = bottom - top + 1
+    box = (ys.min(), ys.max(), xs.min(), xs.max())
     covered = np.zeros_like(amodal)
     placements: list[Placement] = []
+    used: set[int] = set()
     for j in range(1, count + 1):
         goal = target * j / count
         hidden_before = int((amodal & covered).sum())
         best, best_error = None, np.inf
+        choices = _unused(bank, used, base_origin)
         for _ in range(CANDIDATES):
-            cutout = bank[int(rng.integers(len(bank)))]
-            scale = rng.uniform(*relative_height) * vehicle_height / cutout.height
-            preview = scaled_mask(cutout, scale)
-            h, w = preview.shape
-            # The occluder's centre falls on the vehicle's box, so the two overlap.
-            cx, cy = rng.uniform(left, right + 1), rng.uniform(top, bottom + 1)
-            x, y = int(round(cx - w / 2)), int(round(cy - h / 2 + rng.uniform(0, 0.5) * h))
-            window = _window(x, y, h, w, frame)
+            index = choices[int(rng.integers(len(choices)))]
+            scale, x, y = _propose(bank[index], box, base_category, rng, relative_height)
+            preview = scaled_mask(bank[index], scale)
+            window = _window(x, y, *preview.shape, frame)
             newly = 0
             if window is not None:
                 inside, patch = window
@@ -114,15 +156,16 @@ def plan_occlusion(amodal: np.ndarray, bank: list[Cutout], count: int, target: f
                 continue
             error = abs(hidden / area - goal)
             if error < best_error:
-                best, best_error = (cutout, x, y, scale), error
+                best, best_error = (index, x, y, scale), error
         if best is None:
             continue
-        cutout, x, y, scale = best
-        mask, rgb = place(scaled(cutout, scale), x, y, frame)
+        index, x, y, scale = best
+        mask, rgb = place(scaled(bank[index], scale), x, y, frame)
         if area - int((amodal & (covered | mask)).sum()) < min_visible:
             continue  # the exact resize hid a few more pixels than the preview: drop it
-        placements.append(Placement(cutout, x, y, float(scale), mask, rgb))
+        placements.append(Placement(bank[index], x, y, float(scale), mask, rgb))
         covered |= mask
+        used.add(index)
     return placements
 
 

@@ -25,15 +25,40 @@ def _to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(image[..., :3])).permute(2, 0, 1).float() / 255.0
 
 
+def holdout_images(image_ids, share: float) -> set:
+    """The images kept out for validation: a fixed share of a split, the same for every seed and
+    model (so that every run selects its checkpoint on the same images), at least one."""
+    ids = sorted(image_ids)
+    if share <= 0 or not ids:
+        return set()
+    order = np.random.default_rng(20190721).permutation(len(ids))
+    count = min(len(ids) - 1, max(1, round(share * len(ids))))
+    return {ids[k] for k in order[:count]}
+
+
 class AmodalSplit(torch.utils.data.Dataset):
-    def __init__(self, root: Path, split: str = "test", size: int | None = None):
+    """A split's annotated objects as model items. `holdout` and `part` carve it: "fit" (the
+    split less its validation images), "validation", or "all"."""
+
+    def __init__(self, root: Path, split: str = "test", size: int | None = None, holdout: float = 0.0,
+                 part: str = "all"):
         self.root = Path(root)
         manifest = dataset.load_manifest(self.root)
         if split not in manifest["splits"]:
             raise UserError(f"{root} has no split {split!r} (it has {', '.join(manifest['splits'])})")
+        if part not in ("all", "fit", "validation"):
+            raise ValueError(f"part must be all, fit or validation, got {part!r}")
         self.manifest, self.split, self.size = manifest, split, size
         self.split_dir = self.root / split
         document = json.loads((self.split_dir / "annotations.json").read_text())
+        if part != "all" and holdout > 0:
+            kept_out = holdout_images([image["id"] for image in document["images"]], holdout)
+            keep = (lambda i: i in kept_out) if part == "validation" else (lambda i: i not in kept_out)
+            document = {**document, "images": [i for i in document["images"] if keep(i["id"])],
+                        "annotations": [a for a in document["annotations"] if keep(a["image_id"])]}
+            self.name = f"{split} ({part}, {holdout:g} held out)"
+        else:
+            self.name = split
         self.images = {image["id"]: image for image in document["images"]}
         self.items = []
         for ann in document["annotations"]:

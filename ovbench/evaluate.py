@@ -86,10 +86,13 @@ def _versions() -> dict:
             "torchvision": torchvision.__version__, "numpy": np.__version__}
 
 
-def default_output(benchmark: str, model: str, iterations: int | None, checkpoint_sha: str | None,
+OPTION_TAGS = {"iterations": "it"}   # short tags in result file names: seganv-it2
+
+
+def default_output(benchmark: str, model: str, options: dict | None, checkpoint_sha: str | None,
                    folder: Path = Path("leaderboards")) -> Path:
-    parts = [model] + ([f"it{iterations}"] if iterations else []) + \
-            ([checkpoint_sha[:8]] if checkpoint_sha else [])
+    tags = [f"{OPTION_TAGS.get(k, k + '-')}{v}" for k, v in sorted((options or {}).items())]
+    parts = [model] + tags + ([checkpoint_sha[:8]] if checkpoint_sha else [])
     return folder / benchmark / ("-".join(parts) + ".json")
 
 
@@ -103,17 +106,19 @@ def _clean(value):
 
 
 def evaluate(model_name: str | None, data: Path | str, split: str = "test", checkpoint: Path | None = None,
-             iterations: int | None = None, batch_size: int = 16, device: str = "cpu",
+             options: dict | None = None, batch_size: int = 16, device: str = "cpu",
              pool: Path | str | None = None, predictions: Path | None = None, icp_weights=None,
-             ss_weights=None, progress: bool = True) -> dict:
+             ss_weights=None, progress: bool = True, holdout: float = 0.0, part: str = "all") -> dict:
+    """Score a registered model (with its evaluation `options`) or outside `predictions` on a
+    split, or on the `part` ("fit" / "validation") of it that `holdout` carves; the results record."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but torch sees no CUDA device")
     if batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+        raise UserError(f"batch size must be at least 1, got {batch_size}")
     started = time.perf_counter()
     source = str(data)
     data, pool = resolve_data(data, progress), resolve_pool(pool, progress)
-    split_data = AmodalSplit(data, split)
+    split_data = AmodalSplit(data, split, holdout=holdout, part=part)
     checkpoint_info, model_config = None, {}
     pretrained = "none (not a learned model)"
     if predictions is not None:
@@ -123,7 +128,7 @@ def evaluate(model_name: str | None, data: Path | str, split: str = "test", chec
     else:
         from ovbench.baselines import create_model
 
-        model = create_model(model_name, checkpoint, pool, device, iterations)
+        model = create_model(model_name, checkpoint, pool, device, options)
         model_name = model.name
         if getattr(model, "checkpoint_path", None):
             checkpoint_info = {"file": Path(model.checkpoint_path).name,
@@ -194,11 +199,11 @@ def evaluate(model_name: str | None, data: Path | str, split: str = "test", chec
     return _clean({
         "benchmark": split_data.manifest["name"], "model": model_name,
         "dataset": {"name": split_data.manifest["name"], "kind": split_data.manifest["kind"],
-                    "split": split, "instances": len(split_data), "manifest_sha256": manifest_sha,
+                    "split": split_data.name, "instances": len(split_data), "manifest_sha256": manifest_sha,
                     "source": source if is_hub_spec(source) else "folder"},
         "checkpoint": checkpoint_info,
         "pretrained": pretrained,
-        "config": {"batch_size": batch_size, "iterations": iterations, "device": device,
+        "config": {"batch_size": batch_size, "options": options or {}, "device": device,
                    "pool": Path(pool).name if pool else None, "model": model_config},
         "metrics": metrics, "versions": _versions(), "hardware": _hardware(device),
         "wall_seconds": round(time.perf_counter() - started, 3),

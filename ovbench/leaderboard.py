@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ovbench.errors import UserError
 from ovbench.metrics import BUCKETS
+from ovbench.reproduce import STUDY_FILE, summarise, verdict
 
 # BASELINES.md §7: Table III (synthetic OVD) of "Visualizing the Invisible", SeGAN Table 1 and 5.
 REFERENCE_ROWS = {
@@ -34,8 +35,10 @@ REFERENCE_ROWS = {
         ("Eigen-Fergus depth [S]", None, None, None, 60.18),
     ]),
 }
+LOWER_IS_BETTER = " ↓"   # marks the columns where a smaller value is better
 MASK_COLUMNS = (("P", "precision"), ("R", "recall"), ("F1", "f1"), ("IoU", "iou"),
-                ("pooled IoU", "pooled_iou"), ("L1", "l1"), ("L2", "l2"))
+                ("pooled IoU", "pooled_iou"), ("L1" + LOWER_IS_BETTER, "l1"),
+                ("L2" + LOWER_IS_BETTER, "l2"))
 SEGAN_COLUMNS = (("full", "segan_paper_full"), ("vis", "segan_paper_visible"),
                  ("invis", "segan_paper_invisible"), ("invis (code)", "segan_code_invisible"))
 
@@ -58,7 +61,7 @@ def _metric(result: dict, *path):
 def _table(kind: str, entries: list[tuple[Path, dict]]) -> list[str]:
     header = ["model", "run", "instances", *[c for c, _ in MASK_COLUMNS],
               *[f"SeGAN {c}" for c, _ in SEGAN_COLUMNS],
-              "app. L1", "app. L2", "PSNR", "SSIM", "ICP", "SS", "depth layering", "pretrained"]
+              f"app. L1{LOWER_IS_BETTER}", f"app. L2{LOWER_IS_BETTER}", "PSNR", "SSIM", "ICP", "SS", "depth layering", "pretrained"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     ordered = sorted(entries, key=lambda e: (-(_metric(e[1], "mask", "all", "iou") or 0), e[0].name))
     for path, result in ordered:
@@ -82,6 +85,34 @@ def _table(kind: str, entries: list[tuple[Path, dict]]) -> list[str]:
                   "| model | full | visible | invisible | depth layering |", "|---|---|---|---|---|"]
         lines += ["| " + " | ".join([r[0], *[_fmt(v, 2) for v in r[1:]]]) + " |" for r in rows]
     return lines
+
+
+def _read_entries(folder: Path) -> list[tuple[Path, dict]]:
+    """Every results JSON of a folder (a study's own study.json aside), sorted by name."""
+    entries = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name == STUDY_FILE:
+            continue
+        try:
+            entries.append((path, json.loads(path.read_text())))
+        except ValueError as exc:
+            raise UserError(f"{path}: not valid JSON ({exc})") from exc
+    return entries
+
+
+def check_same_build(entries: list[tuple[Path, dict]]) -> None:
+    """One table compares results on one dataset build and split: refuse a mix, naming both."""
+    first_path, first = entries[0]
+    for path, result in entries[1:]:
+        for key in ("manifest_sha256", "split"):
+            if result["dataset"].get(key) != first["dataset"].get(key):
+                raise UserError(
+                    f"{path} and {first_path} were scored on different dataset builds or splits "
+                    f"({_build(result)} vs {_build(first)}): keep one build per leaderboard folder")
+
+
+def _build(result: dict) -> str:
+    return f"manifest {str(result['dataset'].get('manifest_sha256'))[:12]}, split {result['dataset'].get('split')}"
 
 
 def _chart(entries: list[tuple[Path, dict]], path: Path, title: str) -> None:
@@ -115,14 +146,14 @@ def rebuild(folder: Path = Path("leaderboards")) -> list[Path]:
         raise UserError(f"no leaderboard folder {folder}")
     written = []
     for bench_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        entries = []
-        for path in sorted(bench_dir.glob("*.json")):
-            try:
-                entries.append((path, json.loads(path.read_text())))
-            except ValueError as exc:
-                raise UserError(f"{path}: not valid JSON ({exc})") from exc
+        if (bench_dir / STUDY_FILE).is_file():
+            table, _ = rebuild_study(bench_dir)
+            written += [table, folder / f"{bench_dir.name}-curves.png"]
+            continue
+        entries = _read_entries(bench_dir)
         if not entries:
             continue
+        check_same_build(entries)
         kind = entries[0][1]["dataset"]["kind"]
         benchmark = bench_dir.name
         chart = folder / f"{benchmark}-iou-by-occlusion.png"
@@ -138,3 +169,116 @@ def rebuild(folder: Path = Path("leaderboards")) -> list[Path]:
         target.write_text("\n".join(lines))
         written += [target, chart]
     return written
+
+
+# --------------------------------------------------------------------------- reproduce studies
+
+STUDY_COLUMNS = (("IoU", ("mask", "all", "iou"), True), ("F1", ("mask", "all", "f1"), True),
+                 ("P", ("mask", "all", "precision"), True), ("R", ("mask", "all", "recall"), True),
+                 ("L1", ("mask", "all", "l1"), False),
+                 ("SeGAN full", ("mask", "all", "segan_paper_full"), True),
+                 ("SeGAN invis", ("mask", "all", "segan_paper_invisible"), True),
+                 ("app. L1", ("appearance", "l1"), False),
+                 ("invisible app. L1", ("appearance", "l1_invisible"), False))
+
+
+def _mean_std(values: list[float]) -> str:
+    mean, std, n = summarise(values)
+    if n == 0:
+        return "–"
+    return f"{mean:.4f} ± {std:.4f} ({n})" if n > 1 else f"{mean:.4f} (1)"
+
+
+def _study_values(entries, study: dict) -> dict:
+    """row name → metric path → {seed or "ref": value}."""
+    values: dict = {}
+    for path, result in entries:
+        info = result.get("study")
+        row, key = (info["row"], info["seed"]) if info else (path.stem, "ref")
+        for _, metric, _ in STUDY_COLUMNS + tuple((c["text"], tuple(c["metric"]), None)
+                                                  for c in study["claims"]):
+            value = _metric(result, *metric)
+            if isinstance(value, (int, float)):
+                values.setdefault(row, {}).setdefault(metric, {})[key] = float(value)
+    return values
+
+
+def _curves(entries, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    curves: dict = {}
+    for _, result in entries:
+        if result.get("study"):
+            curves.setdefault(result["study"]["row"], []).append(result["study"]["validation_iou"])
+    colours = plt.get_cmap("tab10").colors
+    for k, (row, runs) in enumerate(sorted(curves.items())):
+        for j, curve in enumerate(runs):
+            ax.plot(range(1, len(curve) + 1), curve, color=colours[k % len(colours)], linewidth=1,
+                    marker="o", markersize=3, label=row if j == 0 else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation IoU")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def rebuild_study(folder: Path) -> tuple[Path, list[str]]:
+    """Write <folder>.md (rows as mean ± std (n), a verdict per claim) and <folder>-curves.png
+    from a reproduce study's files; returns the table's path and the verdicts."""
+    folder = Path(folder)
+    study = json.loads((folder / STUDY_FILE).read_text())
+    entries = _read_entries(folder)
+    if not entries:
+        raise UserError(f"{folder} holds no result files yet")
+    check_same_build(entries)
+    values = _study_values(entries, study)
+    labels = {r["name"]: r["paper"] for r in study["rows"]}
+    header = ["row", "paper's row", *[c + (LOWER_IS_BETTER if not up else "") for c, _, up in STUDY_COLUMNS]]
+    lines = [f"# Reproduction: {study['table']} — {study['paper']}", "",
+             f"Generated by `ovbench reproduce` / `ovbench leaderboard` from {len(entries)} result files in "
+             f"`{folder.name}/`. Dataset {entries[0][1]['dataset']['name']} (manifest sha256 "
+             f"{entries[0][1]['dataset']['manifest_sha256'][:12]}), scored on "
+             f"{entries[0][1]['dataset']['split']} ({entries[0][1]['dataset']['instances']} objects). "
+             f"Every row trained with the same budget {_budget(study['budget'])} and seeds "
+             f"{', '.join(map(str, study['seeds']))}; each run's checkpoint selected by IoU on "
+             f"{study['budget']['validation']:g} of the train images held out (never on test). "
+             "Cells: mean ± sample std (n seeds); references are scored once. Initialisation, as "
+             "the results record it: " + "; ".join(sorted({str(r.get("pretrained")).split(" (")[0]
+                                                            for _, r in entries if r.get("study")})) + ".", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in [r["name"] for r in study["rows"]] + study["references"]:
+        cells = [_mean_std(list(values.get(row, {}).get(metric, {}).values())) for _, metric, _ in STUDY_COLUMNS]
+        lines.append("| " + " | ".join([row, labels.get(row, "reference (not in the paper)"), *cells]) + " |")
+    verdicts = []
+    lines += ["", "## Claims", "", "Δ: the claimed-better row minus the other, oriented so that Δ > 0 is "
+              "the claim's direction; ± its standard error over paired seeds. Inconclusive when "
+              "|Δ| < 2 SE or with fewer than two seeds.", "",
+              "| claim | source | rows | metric | Δ ± SE | verdict |", "|---|---|---|---|---|---|"]
+    for claim in study["claims"]:
+        metric = tuple(claim["metric"])
+        better = values.get(claim["better"], {}).get(metric, {})
+        worse = values.get(claim["worse"], {}).get(metric, {})
+        if not better or not worse:
+            continue
+        delta, se, word = verdict(better, worse, claim["higher_is_better"])
+        verdicts.append(word)
+        lines.append(f"| {claim['text']} | {claim['source']} | {claim['better']} vs {claim['worse']} | "
+                     f"{'.'.join(metric)}{'' if claim['higher_is_better'] else LOWER_IS_BETTER} | "
+                     f"{_fmt(delta)} ± {_fmt(se)} | **{word}** |")
+    curves = folder.parent / f"{folder.name}-curves.png"
+    _curves(entries, curves, f"{folder.name}: validation IoU per epoch")
+    lines += ["", f"![validation IoU per epoch]({curves.name})", ""]
+    table = folder.parent / f"{folder.name}.md"
+    table.write_text("\n".join(lines))
+    return table, verdicts
+
+
+def _budget(budget: dict) -> str:
+    shown = {k: v for k, v in budget.items() if v is not None and k != "validation"}
+    return "(" + ", ".join(f"{k} {v}" for k, v in shown.items()) + ")"

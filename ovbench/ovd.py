@@ -36,16 +36,18 @@ from ovbench.seeding import rng_for
 
 BASES_PER_TASK = 4
 CUTOUTS_PER_TASK = 16
+MAX_UPSCALE = 4    # the default --base-min-size keeps photo bases from being enlarged more than this
 
 
 @dataclass(frozen=True)
 class OvdConfig:
     base: str = "builtin"
     base_categories: tuple = ("car", "truck", "bus")
-    base_min_size: int = 32
+    base_min_size: int | None = None   # None: size / MAX_UPSCALE
     occluders: str = "builtin"
     occluder_categories: tuple = ("person", "bicycle", "motorcycle", "car", "truck", "bus")
     occluder_min_size: int = 16
+    keep_border_occluders: bool = False
     occluder_bank: int | None = None   # builtin: rendered cut-outs; file sources: a seeded subset
     max_occluders: int = 3
     occlusion: tuple = (0.1, 0.7)
@@ -56,9 +58,15 @@ class OvdConfig:
     reuse: int = 2                     # composites per built-in base (OVD: 33,100 from 16,185)
     min_visible: int = 10
 
+    def min_base_size(self) -> int:
+        """Smallest longer box side of a photo base: the frame is at least that, so upscaling is
+        below MAX_UPSCALE by default."""
+        return self.base_min_size or math.ceil(self.size / MAX_UPSCALE)
+
     def record(self) -> dict:
         """The settings as stored in the manifest: file sources by kind and fingerprint only."""
         data = asdict(self)
+        data["base_min_size"] = self.min_base_size()
         for key in ("base", "occluders"):
             kind = data[key].split(":", 1)[0]
             if kind != "builtin":
@@ -108,7 +116,7 @@ def _assign_bases(config: OvdConfig) -> tuple[list[SplitPlan], object]:
     total = sum(n for _, n in config.splits)
     needed = sum(math.ceil(n / config.reuse) for _, n in config.splits)
     listing = list_bases(config.base, needed, config.seed, list(config.base_categories),
-                         config.base_min_size)
+                         config.min_base_size())
     specs = listing.specs
     if config.base.startswith("builtin"):
         shares = [math.ceil(n / config.reuse) for _, n in config.splits]
@@ -148,7 +156,8 @@ def _make_cutouts(task: tuple) -> int:
             continue
         cutout = make_cutout(spec, seed, size)
         meta = folder / f"{spec.index:06d}.json"
-        meta.write_text(json.dumps({"category": cutout.category, "source": cutout.source}))
+        meta.write_text(json.dumps({"category": cutout.category, "source": cutout.source,
+                                    "origin": cutout.origin}))
         dataset.write_png(png, cutout.rgba)  # last: the PNG marks the cut-out as done
     return len(specs)
 
@@ -158,7 +167,7 @@ def load_bank(folder: Path) -> list[Cutout]:
     bank = []
     for png in sorted(folder.glob("*.png")):
         meta = json.loads(png.with_suffix(".json").read_text())
-        bank.append(Cutout(dataset.read_png(png), meta["category"], meta["source"]))
+        bank.append(Cutout(dataset.read_png(png), meta["category"], meta["source"], meta["origin"]))
     return bank
 
 
@@ -166,7 +175,7 @@ def _list_occluders(config: OvdConfig):
     total = sum(n for _, n in config.splits)
     count = config.occluder_bank or int(np.clip(total // 2, 64, 400))
     return list_occluders(config.occluders, count, list(config.occluder_categories),
-                          config.occluder_min_size)
+                          config.occluder_min_size, config.keep_border_occluders)
 
 
 def _build_bank(config: OvdConfig, listing, root: Path, workers: int, progress: bool) -> None:
@@ -205,7 +214,8 @@ def make_composite(base, bank: list[Cutout], config: OvdConfig, split: str, inde
     target = float(rng.uniform(*config.occlusion))
     placements = []
     for _ in range(5):  # a draw may find no placement that leaves enough visible; redraw
-        placements = plan_occlusion(base.amodal, bank, requested_count, target, config.min_visible, rng)
+        placements = plan_occlusion(base.amodal, bank, requested_count, target, config.min_visible, rng,
+                                    base.category, base.model_id)
         if placements:
             break
     for placement in placements:
@@ -300,7 +310,8 @@ def generate_ovd(config: OvdConfig, out: Path, workers: int = 1, resume: bool = 
         [{"id": i, "name": n, "supercategory": "vehicle"} for n, i in _category_ids(config).items()],
         [p.name for p in plans],
         {"base": base_listing.description, "occluders": occluder_listing.description,
-         "base_rejected": dict(base_listing.rejected)},
+         "base_rejected": dict(base_listing.rejected),
+         "occluders_rejected": dict(occluder_listing.rejected)},
     )
     return dataset.DatasetSummary(out, manifest["splits"], time.perf_counter() - started,
                                   dataset.mean_occlusion(out, [p.name for p in plans]),

@@ -1,9 +1,12 @@
 """Where OVD composites get their whole vehicles (bases) and their occluder cut-outs.
 
 Bases: `builtin` (procedural vehicles rendered on a street), `coco:ANN.json:IMAGES` (whole
-instances only, read through pycocotools), `dir:DIR` (images with `<name>.mask.png` beside them).
+instances only, read through pycocotools), `dir:DIR` (images with `<name>.mask.png` beside them,
+the category the file name up to the first `_`). Photo bases are framed by a square crop kept
+inside the photo where it fits; what still falls outside mirrors the photo.
 Occluders: `builtin` (rendered people-like figures, poles, signs, boxes, bins, bicycles, vehicles),
-`coco:ANN.json:IMAGES` (instance cut-outs), `dir:DIR` (RGBA cut-outs).
+`coco:ANN.json:IMAGES` (instance cut-outs; those cut by the photo's border are left out unless
+kept), `dir:DIR` (RGBA cut-outs).
 
 Specs are small picklable records; `make_base` / `make_cutout` turn them into pixels in any process.
 """
@@ -149,16 +152,21 @@ def _coco_instances(ann_file: str, images: str, categories: list[str], what: str
                    rejected)
 
 
+def _touches_border(ann, image) -> bool:
+    x, y, w, h = ann["bbox"]
+    return x <= 0.5 or y <= 0.5 or x + w >= image["width"] - 0.5 or y + h >= image["height"] - 0.5
+
+
 def coco_bases(ann_file: str, images: str, categories: list[str], min_size: int) -> Listing:
-    """Whole instances: not crowd, not touching the border, no other instance overlapping."""
+    """Whole instances: not crowd, not touching the border, no other instance overlapping, the
+    longer box side at least `min_size` (which bounds how far a base is upscaled)."""
 
     def reject(coco, ann, image):
-        x, y, w, h = ann["bbox"]
         if ann.get("iscrowd", 0):
             return "crowd"
-        if x <= 0.5 or y <= 0.5 or x + w >= image["width"] - 0.5 or y + h >= image["height"] - 0.5:
+        if _touches_border(ann, image):
             return "touching the border"
-        if min(w, h) < min_size:
+        if max(ann["bbox"][2:]) < min_size:
             return f"smaller than {min_size} px"
         if _overlapped(coco, ann):
             return "overlapped by another instance"
@@ -199,12 +207,18 @@ def _check_images_exist(specs) -> None:
             raise UserError(f"image not found: {spec.image}")
 
 
-def coco_occluders(ann_file: str, images: str, categories: list[str], min_size: int) -> Listing:
+def coco_occluders(ann_file: str, images: str, categories: list[str], min_size: int,
+                   keep_border: bool = False) -> Listing:
+    """Instance cut-outs; one touching its photo's border is cut straight there, so it is left
+    out unless `keep_border`."""
+
     def reject(coco, ann, image):
         if ann.get("iscrowd", 0):
             return "crowd"
         if min(ann["bbox"][2:]) < min_size:
             return f"smaller than {min_size} px"
+        if not keep_border and _touches_border(ann, image):
+            return "touching the border (--keep-border-occluders keeps them)"
         return None
 
     return _coco_instances(ann_file, images, categories, "occluder instance", reject)
@@ -212,24 +226,45 @@ def coco_occluders(ann_file: str, images: str, categories: list[str], min_size: 
 
 # --------------------------------------------------------------------------- folders
 
-def dir_bases(folder: str) -> Listing:
+def _category_of_file(path: Path) -> str:
+    return path.stem.split("_")[0]
+
+
+def _read_mask(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("L")) > 0
+
+
+def dir_bases(folder: str, categories: list[str], min_size: int) -> Listing:
+    """Images named CATEGORY_anything of the base categories, each with its mask, whose vehicle's
+    longer box side is at least `min_size`."""
     root = Path(folder)
     if not root.is_dir():
         raise UserError(f"base folder not found: {root}")
-    specs = []
+    specs, rejected = [], Counter()
     for image in sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
                         and not p.name.endswith(".mask.png")):
+        if _category_of_file(image) not in categories:
+            rejected["not named for a base category (CATEGORY_NAME.png)"] += 1
+            continue
         mask = image.with_name(image.stem + ".mask.png")
         if not mask.is_file():
             raise UserError(f"{image.name} has no mask beside it (expected {mask.name})")
-        with Image.open(image) as a, Image.open(mask) as b:
-            if a.size != b.size:
-                raise UserError(f"mask {mask.name} is {b.size[0]}×{b.size[1]} but {image.name} is "
-                                f"{a.size[0]}×{a.size[1]}")
-        specs.append(BaseSpec("dir", len(specs), f"dir-{image.stem}", image=str(image), mask=str(mask)))
+        vehicle = _read_mask(str(mask))
+        with Image.open(image) as photo:
+            width, height = photo.size
+        if vehicle.shape != (height, width):
+            raise UserError(f"mask {mask.name} is {vehicle.shape[1]}×{vehicle.shape[0]} but "
+                            f"{image.name} is {width}×{height}")
+        if vehicle.any() and max(s.stop - s.start for s in box_slices(vehicle)) < min_size:
+            rejected[f"smaller than {min_size} px"] += 1
+            continue
+        specs.append(BaseSpec("dir", len(specs), f"dir-{image.stem}", image=str(image), mask=str(mask),
+                              category=_category_of_file(image)))
     if not specs:
-        raise UserError(f"no images with masks in {root}")
-    return Listing(specs, f"image folder {root.name} ({len(specs)} images)")
+        raise UserError(f"no images with masks of {', '.join(categories)} in {root}: "
+                        f"rejected {_describe(rejected)}")
+    return Listing(specs, f"image folder {root.name} ({len(specs)} images)", rejected)
 
 
 def dir_occluders(folder: str) -> Listing:
@@ -248,7 +283,7 @@ def dir_occluders(folder: str) -> Listing:
             raise UserError(f"occluder {path.name} fills its whole frame: not a cut-out "
                             "(the object must be smaller than the image, on a transparent background)")
         specs.append(BaseSpec("dir", len(specs), f"dir-{path.stem}", image=str(path),
-                              category=path.stem.split("_")[0]))
+                              category=_category_of_file(path)))
     if not specs:
         raise UserError(f"no RGBA PNG cut-outs in {root}")
     return Listing(specs, f"cut-out folder {root.name} ({len(specs)} files)")
@@ -267,17 +302,18 @@ def list_bases(source: str, count_hint: int, seed: int, categories: list[str], m
         return Listing(specs, "procedural vehicles rendered on procedural streets")
     if kind == "coco":
         return coco_bases(*args, categories, min_size)
-    return dir_bases(*args)
+    return dir_bases(*args, categories, min_size)
 
 
-def list_occluders(source: str, count_hint: int, categories: list[str], min_size: int) -> Listing:
+def list_occluders(source: str, count_hint: int, categories: list[str], min_size: int,
+                   keep_border: bool = False) -> Listing:
     kind, args = _split_source(source, "occluder")
     if kind == "builtin":
         specs = [BaseSpec("builtin", j, f"{OCCLUDER_KINDS[j % len(OCCLUDER_KINDS)]}-{j:05d}",
                           category=OCCLUDER_KINDS[j % len(OCCLUDER_KINDS)]) for j in range(count_hint)]
         return Listing(specs, f"rendered occluders ({', '.join(OCCLUDER_KINDS)})")
     if kind == "coco":
-        return coco_occluders(*args, categories, min_size)
+        return coco_occluders(*args, categories, min_size, keep_border)
     return dir_occluders(*args)
 
 
@@ -341,23 +377,40 @@ def render_builtin_base(spec: BaseSpec, seed: int, size: int) -> Base:
                 "builtin")
 
 
-def _frame_crop(mask: np.ndarray, rng, grow=(1.15, 1.5)) -> tuple[int, int, int]:
-    """A square (x0, y0, side) around the mask's box, grown by a seeded factor."""
+def _crop_start(span: slice, side: int, length: int) -> int:
+    """Start of a crop of `side` centred on `span`, shifted to lie inside [0, length) where it fits;
+    a longer crop is centred on [0, length), its padding split evenly. Either way the span stays
+    inside the crop (side ≥ its length + 2)."""
+    if side > length:
+        return -((side - length) // 2)
+    centred = int(round((span.start + span.stop - side) / 2))
+    return min(max(centred, 0), length - side)
+
+
+def frame_crop(mask: np.ndarray, rng, grow=(1.15, 1.5)) -> tuple[int, int, int]:
+    """A square (x0, y0, side) around the mask's box, grown by a seeded factor but no more than the
+    photo's shorter side allows (a pixel of margin always), and inside the photo where it fits."""
     rows, cols = box_slices(mask)
-    cy, cx = (rows.start + rows.stop) / 2, (cols.start + cols.stop) / 2
-    side = int(math.ceil(max(rows.stop - rows.start, cols.stop - cols.start) * rng.uniform(*grow)))
-    return int(round(cx - side / 2)), int(round(cy - side / 2)), side
+    longest = max(rows.stop - rows.start, cols.stop - cols.start)
+    side = int(math.ceil(longest * rng.uniform(*grow)))
+    side = max(min(side, *mask.shape), longest + 2)
+    return _crop_start(cols, side, mask.shape[1]), _crop_start(rows, side, mask.shape[0]), side
+
+
+def square_crop(image: np.ndarray, x0: int, y0: int, side: int, mode: str = "reflect") -> np.ndarray:
+    """The side×side square at (x0, y0); what lies outside the image is padded by `mode` (np.pad:
+    reflect mirrors the photo, constant is zero)."""
+    h, w = image.shape[:2]
+    pad = [(max(0, -y0), max(0, y0 + side - h)), (max(0, -x0), max(0, x0 + side - w))]
+    padded = np.pad(image, pad + [(0, 0)] * (image.ndim - 2), mode=mode)
+    y, x = y0 + pad[0][0], x0 + pad[1][0]
+    return padded[y:y + side, x:x + side]
 
 
 def _crop_resize(rgb: np.ndarray, mask: np.ndarray, x0: int, y0: int, side: int, size: int):
-    """Crop a square (padding outside the image with its mean colour) and resize to size²."""
-    h, w = mask.shape
-    canvas = np.empty((side, side, 3), np.uint8)
-    canvas[:] = rgb.reshape(-1, 3).mean(axis=0).astype(np.uint8)
-    canvas_mask = np.zeros((side, side), np.uint8)
-    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
-    canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
-    canvas_mask[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = mask[sy0:sy1, sx0:sx1] * 255
+    """Crop a square (the photo mirrored where the square leaves it) and resize to size²."""
+    canvas = square_crop(rgb, x0, y0, side)
+    canvas_mask = square_crop(mask.astype(np.uint8) * 255, x0, y0, side, mode="constant")
     image = np.asarray(Image.fromarray(canvas).resize((size, size), Image.BILINEAR))
     amodal = np.asarray(Image.fromarray(canvas_mask).resize((size, size), Image.BILINEAR)) >= 128
     return image, amodal
@@ -379,12 +432,11 @@ def make_base(spec: BaseSpec, seed: int, size: int) -> Base:
                             f"annotation says {mask.shape[1]}×{mask.shape[0]}")
         source = "coco"
     else:
-        with Image.open(spec.mask) as image:
-            mask = np.asarray(image.convert("L")) > 0
+        mask = _read_mask(spec.mask)
         source = "dir"
     if not mask.any():
         raise UserError(f"the vehicle mask of {Path(spec.image).name} is empty")
-    image, amodal = _crop_resize(rgb, mask, *_frame_crop(mask, rng_for(seed, "base", spec.index)), size)
+    image, amodal = _crop_resize(rgb, mask, *frame_crop(mask, rng_for(seed, "base", spec.index)), size)
     return Base(image, amodal, spec.category, spec.group, source)
 
 
@@ -405,7 +457,7 @@ def render_builtin_cutout(spec: BaseSpec, seed: int, size: int) -> Cutout:
     rgb = renderer.rgb(camera)
     window = box_slices(mask)
     rgba = np.dstack([rgb[window], mask[window].astype(np.uint8) * 255])
-    return Cutout(rgba, spec.category, "builtin")
+    return Cutout(rgba, spec.category, "builtin", spec.group)
 
 
 def make_cutout(spec: BaseSpec, seed: int, size: int) -> Cutout:
@@ -415,7 +467,7 @@ def make_cutout(spec: BaseSpec, seed: int, size: int) -> Cutout:
         with Image.open(spec.image) as image:
             rgba = np.asarray(image.convert("RGBA"))
         window = box_slices(rgba[..., 3] >= 128)
-        return Cutout(np.ascontiguousarray(rgba[window]), spec.category, "dir")
+        return Cutout(np.ascontiguousarray(rgba[window]), spec.category, "dir", spec.group)
     rgb = _read_rgb(spec.image)
     mask = decode(spec.segmentation)
     window = box_slices(mask)
@@ -426,4 +478,4 @@ def make_cutout(spec: BaseSpec, seed: int, size: int) -> Cutout:
         h, w = rgba.shape[:2]
         rgba = np.asarray(Image.fromarray(rgba).resize((max(1, round(w * scale)),
                                                         max(1, round(h * scale))), Image.BILINEAR))
-    return Cutout(rgba, spec.category, "coco")
+    return Cutout(rgba, spec.category, "coco", spec.group)

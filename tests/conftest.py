@@ -23,6 +23,13 @@ class CliResult:
         return lines[0]
 
 
+@pytest.fixture(autouse=True)
+def _in_a_temporary_folder(tmp_path, monkeypatch):
+    """Each test runs in its own folder: the defaults runs/, leaderboards/ and ovbench-data/ of the
+    working folder (a user's, or `make demo`'s) are never read or written by the tests."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def cli(capsys):
     """Run `ovbench ARGS...` in this process; returns exit code, stdout, stderr."""

@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -234,3 +235,169 @@ def test_two_process_ddp_on_cpu(small_ovd, tmp_path):
     weights = load_file(str(run / "model-2.safetensors"))
     assert not any(key.startswith("module.") or ".module." in key for key in weights)
     assert record["model"] == "pix2pix"
+
+
+# --------------------------------------------------------------------------- fidelity to the papers
+
+@pytest.mark.parametrize("seg_size,expected_cells", [(500, 10), (320, 4), (128, 4)])
+def test_segan_roi_scale_matches_the_feature_map(seg_size, expected_cells):
+    from ovbench.baselines.segan import Segmentor
+
+    segmentor = Segmentor(seg_size, 28).eval()
+    with torch.no_grad():
+        features = segmentor.pool(segmentor.body(torch.zeros(1, 4, seg_size, seg_size)))
+    assert features.shape[-1] == segmentor.feature == expected_cells
+    # A box covering the whole input maps onto the whole map (500²: 1/50, as SeGAN's code).
+    assert seg_size * segmentor.spatial_scale == pytest.approx(features.shape[-1])
+
+
+class Capture(torch.nn.Module):
+    """A stand-in head that keeps what it is given and returns a 28×28 map of zeros."""
+
+    def forward(self, x):
+        self.seen = x
+        return x.new_zeros(len(x), 28 * 28, 1, 1)
+
+
+def test_roi_pooling_reads_the_box_it_is_given():
+    from ovbench.baselines.segan import Segmentor
+
+    segmentor = Segmentor(500, 28)
+    features = torch.zeros(1, 512, 10, 10)
+    features[0, :, 6:8, 2:4] = 1.0                  # cells x 2-3, y 6-7
+    segmentor.body = segmentor.pool = torch.nn.Identity()
+    segmentor.head = Capture()
+    # roi_pool's corners are inclusive cells: pixels 100..150 → cells 2..3 at 1/50 (9/500 read 1..2).
+    segmentor(features, torch.tensor([[100.0, 300.0, 150.0, 350.0]]))
+    assert bool((segmentor.head.seen == 1.0).all())   # the whole 6×6 ROI falls on the marked cells
+
+
+def test_pool_silhouettes_keep_their_aspect_and_stand_on_the_ground_line():
+    from ovbench.baselines.silhouettes import mask_boxes, place
+
+    crop = torch.ones(1, 1, 32, 32, dtype=torch.uint8)          # a full box of aspect 2:1 (w / h)
+    targets = torch.zeros(2, 1, 64, 64)
+    targets[0, 0, 10:50, 20:40] = 1                             # 20 wide × 40 tall
+    boxes = mask_boxes(targets)
+    assert boxes.tolist() == [[20.0, 10.0, 20.0, 40.0], [0.0, 0.0, 0.0, 0.0]]
+    placed = place(crop.repeat(2, 1, 1, 1), torch.tensor([2.0, 2.0]), boxes, 64)
+    ys, xs = torch.nonzero(placed[0, 0], as_tuple=True)
+    assert (int(xs.min()), int(xs.max()) + 1) == (20, 40)       # fitted to the box's width ...
+    assert (int(ys.min()), int(ys.max()) + 1) == (40, 50)       # ... 10 tall (2:1 kept), on its bottom
+    assert placed[1].sum() == 0                                 # an empty target gets nothing
+
+
+def test_pool_bank_prefers_low_views(small_pool, tmp_path, cli):
+    from ovbench.baselines.silhouettes import SilhouetteBank
+    from ovbench.baselines.training import open_pool
+
+    two_rings = tmp_path / "pool.h5"                            # 32 views: rings at 0° and 40°
+    assert cli("generate", "pool", "--models", 2, "--views", 32, "--size", 64, "--workers", 1,
+               "--quiet", "--out", two_rings).code == 0
+    pool = open_pool(two_rings, "seganv")
+    low = SilhouetteBank.from_pool(pool, 32, max_elevation=10.0)
+    assert len(low) == int((pool.elevation <= 10.0).sum()) == len(pool) // 2
+    # Each crop is its silhouette's box: the first one matches a direct crop-and-resize.
+    x, y, w, h = pool.bbox[0]
+    direct = F.interpolate(torch.from_numpy(pool[0][y:y + h, x:x + w])[None, None].float(),
+                           size=(32, 32), mode="bilinear", align_corners=False)[0, 0] >= 0.5
+    assert (low.crops[0, 0].bool() != direct).float().mean() < 0.03
+    assert float(low.aspects[0]) == pytest.approx(w / h)
+    # A pool with no low views (one ring at 20°) is used whole rather than not at all.
+    single_ring = open_pool(small_pool, "seganv")
+    assert len(SilhouetteBank.from_pool(single_ring, 32, max_elevation=10.0)) == len(single_ring)
+
+
+def test_seganv_iterations_feed_the_recovered_mask_back(small_pool):
+    model = tiny_model("seganv", small_pool)
+    model.config["iterations"] = 3
+    seen, predicted = [], []
+    original = model._mask_logits
+
+    def recording(image, incomplete):
+        seen.append(incomplete.clone())
+        predicted.append(original(image, incomplete))
+        return predicted[-1]
+
+    model._mask_logits = recording
+    visible = torch.zeros(1, 1, 64, 64)
+    visible[..., 20:40, 10:30] = 1
+    model.forward_predict(torch.rand(1, 3, 64, 64), visible, torch.tensor([[10.0, 20.0, 20.0, 20.0]]))
+    assert len(seen) == 3 and torch.equal(seen[0], visible)     # iteration 1: M̂ = the visible mask
+    for logits, fed_back in zip(predicted, seen[1:]):           # then M̂ = V ∪ the previous mask
+        assert torch.equal(fed_back, torch.maximum(visible, (logits >= 0).float()))
+    assert not torch.equal(seen[1], seen[0])
+
+
+@pytest.mark.parametrize("epochs,phases", [
+    (10, [(1.0, False)] * 5 + [(0.1, False)] * 3 + [(0.01, True)] * 2),
+    (5, [(1.0, False)] * 3 + [(0.1, False)] + [(0.01, True)]),
+    (1, [(1.0, False)]),
+])
+def test_seganv_schedule_phases(epochs, phases):
+    from ovbench.baselines.seganv import schedule_phase
+
+    assert [schedule_phase(e, epochs, "paper") for e in range(epochs)] == phases
+    assert {schedule_phase(e, epochs, "constant") for e in range(epochs)} == {(1.0, False)}
+
+
+def test_seganv_learning_rate_follows_the_schedule(small_pool):
+    model = tiny_model("seganv", small_pool)
+    optimizers = model.make_optimizers(1e-4)
+    model.start_epoch(9, 10, optimizers, 1e-4)
+    rates = [g["lr"] for o in optimizers.values() for g in o.param_groups]
+    assert model.end_to_end and rates == pytest.approx([1e-6] * len(rates))
+    model.start_epoch(6, 10, optimizers, 1e-4)
+    assert not model.end_to_end and optimizers["g1"].param_groups[0]["lr"] == pytest.approx(1e-5)
+
+
+def test_straight_through_is_binary_forward_identity_backward():
+    from ovbench.baselines.learned import straight_through
+
+    p = torch.tensor([0.2, 0.5, 0.9], requires_grad=True)
+    out = straight_through(p)
+    assert out.tolist() == [0.0, 1.0, 1.0]
+    out.sum().backward()
+    assert p.grad.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_pretrained_weights_offline_warn_and_opt_out(small_ovd, tmp_path, cli, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
+    result = cli("train", "--model", "segan", "--data", small_ovd, "--preset", "tiny", "--max-steps", 1,
+                 "--quiet", "--out", tmp_path / "offline")
+    assert result.code == 0, result.err
+    warnings = [line for line in result.err.splitlines() if line.startswith("ovbench: warning:")]
+    assert len(warnings) == 1 and "resnet18-f37072fd.pth" in warnings[0]
+    record = json.loads((tmp_path / "offline" / "checkpoint-1.json").read_text())
+    assert record["pretrained"].startswith("random: ImageNet ResNet-18")
+    result = cli("train", "--model", "segan", "--data", small_ovd, "--preset", "tiny", "--max-steps", 1,
+                 "--quiet", "--no-pretrained", "--out", tmp_path / "opted-out")
+    assert json.loads((tmp_path / "opted-out" / "checkpoint-1.json").read_text())["pretrained"] == \
+        "random (--no-pretrained)"
+
+
+def test_imagenet_weights_come_from_the_hub_cache(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from torchvision.models import resnet18
+
+    from ovbench.baselines.networks import imagenet_state
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(3)
+    reference = resnet18().state_dict()
+    cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save(reference, cached)
+    weights = SimpleNamespace(url="https://download.invalid/models/resnet18-f37072fd.pth")
+    state, note = imagenet_state("imagenet", weights, "ResNet-18")
+    assert note == "ImageNet ResNet-18 (resnet18-f37072fd.pth)"
+    assert state.keys() == reference.keys() and all(torch.equal(state[k], reference[k]) for k in reference)
+
+
+@pytest.mark.parametrize("name", ["losses.csv", "state-1.safetensors", "settings.json"])
+def test_a_file_that_is_not_a_checkpoint_gets_one_line(name, small_ovd, tmp_path, cli):
+    run = tmp_path / "pix"
+    train(get_model("pix2pix"), settings("pix2pix", small_ovd, run, max_steps=1), progress=False)
+    result = cli("evaluate", "--model", "pix2pix", "--checkpoint", run / name, "--data", small_ovd, "--quiet")
+    assert result.code == 2 and "not a checkpoint" in result.error_line()

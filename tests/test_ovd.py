@@ -10,9 +10,9 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from conftest import run_and_kill
-from ovbench.composite import feathered_alpha
+from ovbench.composite import Cutout, feathered_alpha, plan_occlusion, standing_ratio
 from ovbench.harmonize import reinhard
-from ovbench.ovd_sources import coco_bases
+from ovbench.ovd_sources import coco_bases, dir_bases, frame_crop, square_crop
 
 SMALL = ("--splits", "train=6,test=3", "--size", 96, "--occluder-bank", 24, "--quiet")
 SHARED_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cocoa-sample"
@@ -128,36 +128,38 @@ def _polygon(x0, y0, w, h):
     return [[x0, y0, x0 + w, y0, x0 + w, y0 + h, x0, y0 + h]]
 
 
+def write_coco_photos(tmp_path, photos, categories, shape, seed=0):
+    """Noise photos with each instance a flat rectangle, and their COCO file: photos maps
+    image id → (file name, [(category, x, y, w, h[, iscrowd])])."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    images, annotations = [], []
+    for image_id, (name, objects) in photos.items():
+        pixels = rng.integers(0, 255, (*shape, 3), dtype=np.uint8)
+        for k, (category, x, y, w, h, *crowd) in enumerate(objects):
+            pixels[y:y + h, x:x + w] = (40 * image_id % 256, 60 * k % 256, 200)
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id,
+                                "category_id": categories[category], "segmentation": _polygon(x, y, w, h),
+                                "bbox": [x, y, w, h], "area": w * h, "iscrowd": crowd[0] if crowd else 0})
+        Image.fromarray(pixels).save(folder / name)
+        images.append({"id": image_id, "file_name": name, "width": shape[1], "height": shape[0]})
+    ann_file = tmp_path / "instances.json"
+    ann_file.write_text(json.dumps({"images": images, "annotations": annotations, "categories": [
+        {"id": i, "name": n} for n, i in categories.items()]}))
+    return ann_file, folder
+
+
 @pytest.fixture
 def coco_fixture(tmp_path):
-    """Three 120×100 images: two whole cars, a car overlapped by a person, a border car, a crowd."""
-    images_dir = tmp_path / "images"
-    images_dir.mkdir()
-    rng = np.random.default_rng(0)
-    images, annotations = [], []
-    specs = {
-        1: [("car", (20, 30, 50, 30), 0), ("person", (85, 10, 20, 60), 0)],
-        2: [("car", (30, 40, 40, 25), 0), ("car", (0, 5, 30, 20), 0)],        # border car
-        3: [("car", (20, 30, 50, 30), 0), ("person", (55, 20, 20, 50), 0),   # overlapped car
-            ("car", (75, 60, 30, 20), 1)],                                   # crowd
-        4: [("car", (40, 20, 45, 35), 0)],
-    }
-    ann_id = 1
-    for image_id, objects in specs.items():
-        name = f"{image_id}.png"
-        Image.fromarray(rng.integers(0, 255, (100, 120, 3), dtype=np.uint8)).save(images_dir / name)
-        images.append({"id": image_id, "file_name": name, "width": 120, "height": 100})
-        for category, (x, y, w, h), crowd in objects:
-            annotations.append({"id": ann_id, "image_id": image_id,
-                                "category_id": 3 if category == "car" else 1,
-                                "segmentation": _polygon(x, y, w, h), "bbox": [x, y, w, h],
-                                "area": w * h, "iscrowd": crowd})
-            ann_id += 1
-    ann_file = tmp_path / "instances.json"
-    ann_file.write_text(json.dumps({
-        "images": images, "annotations": annotations,
-        "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}]}))
-    return ann_file, images_dir
+    """Four 120×100 images: two whole cars, a car overlapped by a person, a border car, a crowd."""
+    return write_coco_photos(tmp_path, {
+        1: ("1.png", [("car", 20, 30, 50, 30), ("person", 85, 10, 20, 60)]),
+        2: ("2.png", [("car", 30, 40, 40, 25), ("car", 0, 5, 30, 20)]),          # border car
+        3: ("3.png", [("car", 20, 30, 50, 30), ("person", 55, 20, 20, 50),     # overlapped car
+                      ("car", 75, 60, 30, 20, 1)]),                              # crowd
+        4: ("4.png", [("car", 40, 20, 45, 35)]),
+    }, {"person": 1, "car": 3}, (100, 120))
 
 
 def test_coco_bases_keep_only_whole_instances(coco_fixture):
@@ -209,10 +211,10 @@ def test_bad_input_gets_one_line(coco_fixture, tmp_path, cli, case):
     elif case == "mask-size":
         folder = tmp_path / "bases"
         folder.mkdir()
-        Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(folder / "a.png")
-        Image.fromarray(np.zeros((30, 50), np.uint8)).save(folder / "a.mask.png")
+        Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(folder / "car_a.png")
+        Image.fromarray(np.zeros((30, 50), np.uint8)).save(folder / "car_a.mask.png")
         args = ["--base", f"dir:{folder}"]
-        expected = "mask a.mask.png is 50×30 but a.png is 50×40"
+        expected = "mask car_a.mask.png is 50×30 but car_a.png is 50×40"
     elif case == "opaque-occluder":
         folder = tmp_path / "cutouts"
         folder.mkdir()
@@ -294,3 +296,230 @@ def test_convert_cocoa_and_kins_round_trip(builtin_set, tmp_path, cli):
     for ann, original in zip(kins["annotations"], source["annotations"]):
         assert set(ann) >= {"segmentation", "bbox", "area", "inmodal_seg", "inmodal_bbox"}
         assert ann["bbox"] == original["bbox"] and ann["inmodal_bbox"] == original["inmodal_bbox"]
+
+
+# --------------------------------------------------------------------------- real-photo composites
+
+STREET = {  # photo: (file, [(category, bbox x, y, w, h)]), 200×150 each
+    1: ("1.jpg", [("car", 40, 60, 90, 45), ("person", 0, 20, 25, 80)]),          # person at the border
+    2: ("2.png", [("car", 50, 50, 80, 40), ("person", 150, 30, 20, 70), ("bicycle", 10, 95, 40, 30)]),
+    3: ("3.png", [("car", 90, 40, 30, 16), ("person", 30, 40, 24, 70), ("person", 170, 0, 30, 60)]),
+    4: ("4.png", [("car", 20, 30, 20, 10), ("bicycle", 120, 60, 50, 35)]),       # a 20 px car
+}
+CATEGORY_IDS = {"person": 1, "bicycle": 2, "car": 3}
+
+
+@pytest.fixture
+def street_photos(tmp_path):
+    """Four street photos (one JPEG) with cars, people and bicycles: a coco: source."""
+    ann_file, folder = write_coco_photos(tmp_path, STREET, CATEGORY_IDS, (150, 200), seed=1)
+    return f"coco:{ann_file}:{folder}"
+
+
+def _annotation_ids(category, touching_border):
+    """Ids (in fixture order) of the instances of a category, by whether they touch the border."""
+    ids, n = [], 0
+    for _, objects in STREET.values():
+        for name, x, y, w, h in objects:
+            n += 1
+            if name == category and (x == 0 or y == 0 or x + w == 200 or y + h == 150) == touching_border:
+                ids.append(n)
+    return ids
+
+
+@pytest.mark.parametrize("keep, expected", [
+    pytest.param(False, _annotation_ids("person", False), id="left-out"),
+    pytest.param(True, sorted(_annotation_ids("person", False) + _annotation_ids("person", True)), id="kept"),
+])
+def test_border_occluders_left_out_unless_kept(street_photos, keep, expected):
+    from ovbench.ovd_sources import coco_occluders
+
+    _, ann_file, images = street_photos.split(":")
+    listing = coco_occluders(ann_file, images, ["person"], 16, keep_border=keep)
+    assert [s.group for s in listing.specs] == [f"coco-{i}" for i in expected]
+    assert sum(listing.rejected.values()) == (0 if keep else 2)
+
+
+def _generate_street(cli, source, out, *extra):
+    result = cli("generate", "ovd", "--base", source, "--occluders", source, "--occluder-categories",
+                 "person,bicycle", "--splits", "train=6,test=3", "--size", 96, "--harmonize", "none",
+                 "--quiet", "--workers", 1, "--out", out, *extra)
+    assert result.code == 0, result.err
+    assert cli("validate", out).code == 0
+    return result
+
+
+@pytest.mark.parametrize("extra, rejected", [
+    pytest.param([], {"touching the border (--keep-border-occluders keeps them)": 2}, id="default"),
+    pytest.param(["--keep-border-occluders"], {}, id="kept"),
+])
+def test_street_photo_composites_validate_and_record_left_out_occluders(street_photos, tmp_path, cli,
+                                                                         extra, rejected):
+    out = tmp_path / "street"
+    _generate_street(cli, street_photos, out, *extra)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["sources"]["occluders_rejected"] == rejected
+    assert manifest["config"]["keep_border_occluders"] == bool(extra)
+
+
+def test_ground_standing_occluders_stand_on_the_vehicles_ground_line(street_photos, tmp_path, cli):
+    out = tmp_path / "street"
+    _generate_street(cli, street_photos, out)
+    bottoms = []
+    for split in ("train", "test"):
+        data = json.loads((out / split / "annotations.json").read_text())
+        vehicles = {a["image_id"]: a["bbox"] for a in data["annotations"]}
+        for occluder in data["occluders"]:
+            x, y, w, h = vehicles[occluder["image_id"]]
+            _, oy, _, oh = mask_utils.toBbox({"size": occluder["segmentation"]["size"],
+                                              "counts": occluder["segmentation"]["counts"].encode()})
+            bottoms.append(((oy + oh) - (y + h)) / h)   # below the ground line, in vehicle heights
+    assert bottoms and all(-0.05 <= b <= 0.15 for b in bottoms), bottoms
+
+
+def _cutout(category, source="coco", origin="", height=40, width=14):
+    return Cutout(np.full((height, width, 4), 255, np.uint8), category, source, origin)
+
+
+def _car_frame():
+    amodal = np.zeros((96, 96), bool)
+    amodal[40:70, 18:78] = True                     # a 60×30 car, ground line at row 69
+    return amodal
+
+
+@pytest.mark.parametrize("category, base_category, ratio", [
+    pytest.param("person", "car", 1.7 / 1.5, id="person-by-car"),
+    pytest.param("person", "bus", 1.7 / 3.2, id="person-by-bus"),
+    pytest.param("bicycle", "car", 1.05 / 1.5, id="bicycle-by-car"),
+    pytest.param("car", "car", 1.0, id="car-by-car"),
+])
+def test_standing_cutouts_sized_by_the_vehicle_and_on_its_ground_line(category, base_category, ratio):
+    amodal = _car_frame()
+    bank = [_cutout(category, origin=f"coco-{k}", height=30 + 7 * k) for k in range(6)]
+    for seed in range(20):
+        for p in plan_occlusion(amodal, bank, 3, 0.4, 10, np.random.default_rng(seed), base_category):
+            rows = np.flatnonzero(p.mask.any(axis=1))
+            assert 69 - 0.03 * 30 - 1 <= rows[-1] <= 69 + 0.12 * 30 + 1
+            assert ratio * 0.9 - 0.05 <= len(rows) / 30 <= ratio * 1.15 + 0.05
+
+
+@pytest.mark.parametrize("cutout, base_category", [
+    pytest.param(_cutout("person", source="builtin"), "car", id="built-in-render"),
+    pytest.param(_cutout("kite"), "car", id="not-standing"),
+    pytest.param(_cutout("person"), "phone", id="base-of-unknown-height"),
+])
+def test_other_cutouts_placed_freely(cutout, base_category):
+    assert standing_ratio(cutout, base_category) is None
+
+
+@pytest.mark.parametrize("bank_size, base_origin, unique", [
+    pytest.param(6, "", True, id="big-bank"),
+    pytest.param(4, "coco-0", True, id="not-the-base-itself"),
+    pytest.param(2, "", False, id="small-bank-repeats"),
+])
+def test_no_cutout_twice_in_an_image_while_the_bank_allows(bank_size, base_origin, unique):
+    amodal = _car_frame()
+    bank = [_cutout("kite", origin=f"coco-{k}") for k in range(bank_size)]
+    for seed in range(30):
+        placements = plan_occlusion(amodal, bank, 3, 0.5, 10, np.random.default_rng(seed), "car",
+                                    base_origin)
+        origins = [p.cutout.origin for p in placements]
+        assert base_origin not in origins
+        if unique:
+            assert len(set(origins)) == len(origins)
+        else:
+            assert len(placements) < 3 or set(origins) == {"coco-0", "coco-1"}
+
+
+def _mirrored(index, length):
+    """numpy-independent reflect padding: -1 → 1, length → length - 2."""
+    if index < 0:
+        return -index
+    return 2 * (length - 1) - index if index >= length else index
+
+
+@pytest.mark.parametrize("x0, y0, side", [
+    pytest.param(1, 1, 4, id="inside"), pytest.param(-3, -2, 5, id="top-left"),
+    pytest.param(4, 3, 6, id="bottom-right"), pytest.param(-2, -1, 9, id="larger-than-the-image"),
+])
+def test_square_crop_pads_by_mirroring_the_photo(x0, y0, side):
+    image = np.arange(6 * 7 * 3).reshape(6, 7, 3)
+    crop = square_crop(image, x0, y0, side)
+    expected = np.array([[image[_mirrored(y0 + i, 6), _mirrored(x0 + j, 7)] for j in range(side)]
+                         for i in range(side)])
+    assert np.array_equal(crop, expected)
+    zeros = square_crop(image[..., 0], x0, y0, side, mode="constant")
+    assert zeros.sum() == sum(image[y, x, 0] for y in range(max(y0, 0), min(y0 + side, 6))
+                              for x in range(max(x0, 0), min(x0 + side, 7)))
+
+
+@pytest.mark.parametrize("photo, box", [
+    pytest.param((100, 160), (10, 40, 30, 30), id="near-the-left"),
+    pytest.param((100, 160), (60, 128, 30, 30), id="near-the-bottom-right"),
+    pytest.param((90, 200), (5, 60, 80, 70), id="tall-for-the-photo"),
+    pytest.param((60, 200), (3, 20, 54, 150), id="longer-than-the-photo-is-high"),
+])
+def test_base_crops_stay_inside_the_photo_where_they_fit(photo, box):
+    h, w = photo
+    y, x, bh, bw = box
+    mask = np.zeros(photo, bool)
+    mask[y:y + bh, x:x + bw] = True
+    for seed in range(10):
+        x0, y0, side = frame_crop(mask, np.random.default_rng(seed))
+        assert x0 <= x and y0 <= y and x0 + side >= x + bw and y0 + side >= y + bh  # vehicle inside
+        if max(bh, bw) + 2 <= min(h, w):
+            assert 0 <= x0 <= w - side and 0 <= y0 <= h - side                       # no padding
+        else:
+            assert side == max(bh, bw) + 2                                           # least padding
+
+
+def test_default_base_min_size_keeps_upscaling_at_most_4x(street_photos, tmp_path, cli):
+    out = tmp_path / "street"
+    result = _generate_street(cli, street_photos, out)
+    assert "1 smaller than 24 px" in result.err              # the 20 px car: 96 / 24 = 4
+    source_sides = {f"coco-{n}": max(w, h) for n, (c, w, h) in enumerate(
+        ((c, w, h) for _, objects in STREET.values() for c, x, y, w, h in objects), start=1)}
+    factors = []
+    for split in ("train", "test"):
+        for ann in json.loads((out / split / "annotations.json").read_text())["annotations"]:
+            factors.append(max(ann["bbox"][2:]) / source_sides[ann["model_id"]])
+    assert factors and max(factors) <= 4.0
+
+
+@pytest.mark.parametrize("name, category", [
+    pytest.param("bus_front.png", "bus", id="bus"), pytest.param("truck_1_a.jpg", "truck", id="truck"),
+    pytest.param("car.png", "car", id="no-underscore"), pytest.param("photo_3.png", None, id="not-a-vehicle"),
+])
+def test_dir_bases_take_their_category_from_the_file_name(tmp_path, name, category):
+    folder = tmp_path / "bases"
+    folder.mkdir()
+    for file in (name, "car_other.png"):
+        Image.fromarray(np.full((60, 80, 3), 90, np.uint8)).save(folder / file)
+        mask = np.zeros((60, 80), np.uint8)
+        mask[20:40, 10:70] = 255
+        Image.fromarray(mask).save(folder / (Path(file).stem + ".mask.png"))
+    listing = dir_bases(str(folder), ["car", "truck", "bus"], 24)
+    found = {Path(s.image).name: s.category for s in listing.specs}
+    assert found.get(name) == category and found["car_other.png"] == "car"
+    assert sum(listing.rejected.values()) == (category is None)
+
+
+def test_dir_bases_labelled_in_the_output(tmp_path, cli):
+    folder = tmp_path / "bases"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for file in ("bus_1.png", "truck_2.png", "car_3.png", "car_4.png"):
+        Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(folder / file)
+        mask = np.zeros((60, 80), np.uint8)
+        mask[15:45, 10:70] = 255
+        Image.fromarray(mask).save(folder / file.replace(".png", ".mask.png"))
+    out = tmp_path / "dir-set"
+    result = cli("generate", "ovd", "--base", f"dir:{folder}", "--splits", "train=3,test=1",
+                 "--size", 64, "--occluder-bank", 8, "--quiet", "--workers", 1, "--out", out)
+    assert result.code == 0, result.err
+    labels = {}
+    for split in ("train", "test"):
+        data = json.loads((out / split / "annotations.json").read_text())
+        names = {c["id"]: c["name"] for c in data["categories"]}
+        labels.update({a["model_id"]: names[a["category_id"]] for a in data["annotations"]})
+    assert labels == {"dir-bus_1": "bus", "dir-truck_2": "truck", "dir-car_3": "car", "dir-car_4": "car"}

@@ -52,12 +52,22 @@ class OutsidePredictions:
         except (ValueError, KeyError, TypeError) as exc:
             raise UserError(f"{path}: not a list of {{annotation_id, segmentation}} records ({exc})") from exc
 
+    def check_ids(self, annotation_ids: list[int]) -> None:
+        """Before any work (as pycocotools' loadRes): one prediction for every annotated object of
+        the split, and none for objects it does not have."""
+        missing = [a for a in annotation_ids if a not in self.masks]
+        if missing:
+            raise UserError(f"predictions.json has no prediction for annotation {missing[0]}"
+                            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        unknown = sorted(set(self.masks) - set(annotation_ids))
+        if unknown:
+            raise UserError(f"predictions.json predicts annotation {unknown[0]}, which this split does "
+                            f"not have ({len(unknown)} such): predictions made for another split?")
+
     def predict_ids(self, annotation_ids: list[int], batch: Batch) -> Prediction:
         masks, appearances = [], []
         height, width = batch.image.shape[-2:]
         for ann_id in annotation_ids:
-            if ann_id not in self.masks:
-                raise UserError(f"predictions.json has no prediction for annotation {ann_id}")
             mask = decode(self.masks[ann_id])
             if mask.shape != (height, width):
                 raise UserError(f"prediction for annotation {ann_id} is {mask.shape[1]}×{mask.shape[0]}, "
@@ -123,6 +133,7 @@ def evaluate(model_name: str | None, data: Path | str, split: str = "test", chec
     pretrained = "none (not a learned model)"
     if predictions is not None:
         model = OutsidePredictions(predictions)
+        model.check_ids([int(a["id"]) for a in split_data.items])
         model_name = "predictions"
         pretrained = "unknown (outside predictions)"
     else:

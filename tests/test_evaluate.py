@@ -59,6 +59,11 @@ def test_outside_predictions(small_ovd, tmp_path, cli):
     (folder / "predictions.json").write_text(json.dumps(records[1:]))
     result = cli("evaluate", "--predictions", folder, "--data", small_ovd, "--out", out, "--quiet")
     assert result.code == 2 and f"no prediction for annotation {anns[0]['id']}" in result.error_line()
+    # Predictions for objects the split does not have are refused before any scoring.
+    stray = {"annotation_id": 999_999_999, "segmentation": anns[0]["segmentation"]}
+    (folder / "predictions.json").write_text(json.dumps(records + [stray]))
+    result = cli("evaluate", "--predictions", folder, "--data", small_ovd, "--out", out, "--quiet")
+    assert result.code == 2 and "predicts annotation 999999999, which this split does not have" in result.error_line()
 
 
 def test_references_run_and_rank(small_ovd, small_pool, tmp_path, cli):

@@ -13,6 +13,8 @@ Definitions (BASELINES.md §6):
   given as input, F the amodal ground truth, P the binarised prediction. Computed at full image
   resolution (the code did it on 58×58 box crops).
 - Every mask metric also by occlusion bucket: < 0.25, 0.25–0.5, ≥ 0.5 of the amodal area hidden.
+- State: every metric accumulates sums and counts in tensors on the batch's device (`Metric`),
+  so `update` waits for no GPU; `compute` reads them once.
 - Appearance, per instance then averaged: L1 and L2 (MSE) on [0, 1] RGB over the image and over
   the invisible region (instances with nothing hidden are left out of the latter), PSNR
   (10·log10(1/MSE), MSE floored at 1e-10) and SSIM (Wang et al. 2004: 11×11 Gaussian window,
@@ -108,42 +110,72 @@ def per_instance_mask_metrics(probability: torch.Tensor, amodal: torch.Tensor,
     }
 
 
-class MaskMetrics:
-    """Per-instance mask metrics averaged over the split, overall and by occlusion bucket."""
+class Metric:
+    """torchmetrics' pattern: tensor states declared with their default (`add_state`), updated
+    on the batch's device without host syncs, `compute` once, `reset` to start again.
+    `higher_is_better` says, per result key, which way is better (the leaderboard marks it)."""
+
+    higher_is_better: dict[str, bool] = {}
 
     def __init__(self):
-        self.sums: dict[str, dict[str, float]] = {}
-        self.counts: dict[str, int] = {}
-        self.intersection: dict[str, float] = {}
-        self.union: dict[str, float] = {}
+        self._defaults: dict[str, torch.Tensor] = {}
+
+    def add_state(self, name: str, default: torch.Tensor) -> None:
+        """A summed state (sums and counts: what every metric here accumulates)."""
+        self._defaults[name] = default
+        setattr(self, name, default.clone())
+
+    def reset(self) -> None:
+        for name, default in self._defaults.items():
+            setattr(self, name, default.clone())
+
+    def _states_on(self, device: torch.device) -> None:
+        for name in self._defaults:
+            if getattr(self, name).device != device:
+                setattr(self, name, getattr(self, name).to(device))
+
+
+class MaskMetrics(Metric):
+    """Per-instance mask metrics averaged over the split, overall and by occlusion bucket."""
+
+    GROUPS = ("all", *(name for name, _, _ in BUCKETS))
+    higher_is_better = {**dict.fromkeys(MASK_KEYS, True), "l1": False, "l2": False, "pooled_iou": True}
+
+    def __init__(self):
+        super().__init__()
+        groups = len(self.GROUPS)
+        self.add_state("sums", torch.zeros(groups, len(MASK_KEYS), dtype=torch.float64))
+        self.add_state("counts", torch.zeros(groups, dtype=torch.float64))
+        self.add_state("intersection", torch.zeros(groups, dtype=torch.float64))
+        self.add_state("union", torch.zeros(groups, dtype=torch.float64))
 
     def update(self, probability, amodal, visible, occlude_rate) -> None:
         values = per_instance_mask_metrics(probability, amodal, visible)
-        rates = torch.as_tensor(occlude_rate, dtype=torch.float32, device=values["iou"].device)
-        groups = [("all", torch.ones_like(rates, dtype=torch.bool))]
-        groups += [(name, (rates >= lo) & (rates < hi)) for name, lo, hi in BUCKETS]
-        for group, selected in groups:
-            n = int(selected.sum())
-            if n == 0:
-                continue
-            sums = self.sums.setdefault(group, dict.fromkeys(MASK_KEYS, 0.0))
-            for key in MASK_KEYS:
-                sums[key] += float(values[key][selected].double().sum())
-            self.counts[group] = self.counts.get(group, 0) + n
-            self.intersection[group] = self.intersection.get(group, 0.0) + float(values["_intersection"][selected].sum())
-            self.union[group] = self.union.get(group, 0.0) + float(values["_union"][selected].sum())
+        device = values["iou"].device
+        self._states_on(device)
+        rates = torch.as_tensor(occlude_rate, dtype=torch.float32, device=device)
+        membership = torch.stack([torch.ones_like(rates, dtype=torch.bool)]
+                                 + [(rates >= lo) & (rates < hi) for _, lo, hi in BUCKETS], 1).double()
+        per_instance = torch.stack([values[key] for key in MASK_KEYS], 1).double()      # (B, K)
+        self.sums += membership.T @ per_instance                                       # (G, K)
+        self.counts += membership.sum(dim=0)
+        self.intersection += membership.T @ values["_intersection"].double()
+        self.union += membership.T @ values["_union"].double()
 
     def compute(self) -> dict:
+        sums, counts = self.sums.cpu().tolist(), self.counts.cpu().tolist()
+        intersection, union = self.intersection.cpu().tolist(), self.union.cpu().tolist()
         result = {}
-        for group, sums in self.sums.items():
-            n = self.counts[group]
-            entry = {key: sums[key] / n for key in MASK_KEYS}
-            entry["pooled_iou"] = (self.intersection[group] / self.union[group]
-                                   if self.union[group] else 1.0)
+        for g, group in enumerate(self.GROUPS):
+            n = int(counts[g])
+            if n == 0:
+                result[group] = {"instances": 0}
+                continue
+            entry = {key: sums[g][k] / n for k, key in enumerate(MASK_KEYS)}
+            entry["pooled_iou"] = intersection[g] / union[g] if union[g] else 1.0
             entry["instances"] = n
             result[group] = entry
-        return {"all": result.get("all", {"instances": 0}),
-                "by_occlusion": {name: result.get(name, {"instances": 0}) for name, _, _ in BUCKETS}}
+        return {"all": result["all"], "by_occlusion": {name: result[name] for name, _, _ in BUCKETS}}
 
 
 def _valid_blur_matrix(length: int, size: int, sigma: float, device) -> torch.Tensor:
@@ -184,14 +216,17 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(1.0 / mse)
 
 
-class AppearanceMetrics:
+class AppearanceMetrics(Metric):
     """L1, L2 over the image and the invisible region, PSNR and SSIM, averaged per instance."""
 
     KEYS = ("l1", "l2", "l1_invisible", "l2_invisible", "psnr", "ssim")
+    higher_is_better = {"l1": False, "l2": False, "l1_invisible": False, "l2_invisible": False,
+                        "psnr": True, "ssim": True}
 
     def __init__(self):
-        self.sums = dict.fromkeys(self.KEYS, 0.0)
-        self.counts = dict.fromkeys(self.KEYS, 0)
+        super().__init__()
+        self.add_state("sums", torch.zeros(len(self.KEYS), dtype=torch.float64))
+        self.add_state("counts", torch.zeros(len(self.KEYS), dtype=torch.float64))
 
     def update(self, prediction, target, invisible) -> None:
         if prediction.shape != target.shape:
@@ -201,24 +236,28 @@ class AppearanceMetrics:
             raise UserError("appearance prediction contains NaN or infinite values")
         if prediction.min() < 0 or prediction.max() > 1:
             raise UserError("appearance prediction must hold values in [0, 1]")
+        self._states_on(prediction.device)
         diff = prediction.float() - target.float()
         region = _as_maps(invisible, "invisible mask")[:, None] > 0.5
         pixels = region.sum(dim=(1, 2, 3)).float() * prediction.shape[1]
-        has = pixels > 0
+        has = (pixels > 0).double()
         values = {
             "l1": diff.abs().mean(dim=(1, 2, 3)), "l2": (diff ** 2).mean(dim=(1, 2, 3)),
             "l1_invisible": (diff.abs() * region).sum(dim=(1, 2, 3)) / pixels.clamp(min=1),
             "l2_invisible": (diff ** 2 * region).sum(dim=(1, 2, 3)) / pixels.clamp(min=1),
             "psnr": psnr(prediction, target), "ssim": ssim(prediction, target),
         }
-        for key, value in values.items():
-            keep = has if key.endswith("_invisible") else torch.ones_like(has)
-            self.sums[key] += float(value[keep].double().sum())
-            self.counts[key] += int(keep.sum())
+        # Instances with nothing hidden count for the whole-image keys only.
+        keep = torch.stack([has if key.endswith("_invisible") else torch.ones_like(has)
+                            for key in self.KEYS], 1)                                 # (B, K)
+        stacked = torch.stack([values[key].double() for key in self.KEYS], 1)
+        self.sums += (stacked * keep).sum(dim=0)
+        self.counts += keep.sum(dim=0)
 
     def compute(self) -> dict:
-        return {key: (self.sums[key] / self.counts[key] if self.counts[key] else math.nan)
-                for key in self.KEYS} | {"instances": self.counts["l1"]}
+        sums, counts = self.sums.cpu().tolist(), self.counts.cpu().tolist()
+        return {key: (sums[k] / counts[k] if counts[k] else math.nan)
+                for k, key in enumerate(self.KEYS)} | {"instances": int(counts[0])}
 
 
 def depth_layering(pairs: list[tuple[int, int]], visible: dict, predicted_invisible: dict,

@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ovbench.metrics import Metric
+
 # ImageNet classes of cars (BASELINES.md §6).
 CAR_CLASSES = (407, 436, 468, 511, 609, 627, 654, 656, 661, 675, 717, 734, 751, 817, 864)
 VOC_VEHICLES = (6, 7)  # bus, car
@@ -66,31 +68,43 @@ def load_segmenter(weights: str | Path | None, device="cpu"):
     return model.eval().to(device), ""
 
 
-class InceptionCarProbability:
+class InceptionCarProbability(Metric):
+    higher_is_better = {"icp": True}
+
     def __init__(self, model):
-        self.model, self.total, self.count = model, 0.0, 0
+        super().__init__()
+        self.model = model
+        self.add_state("total", torch.zeros((), dtype=torch.float64))
+        self.add_state("count", torch.zeros((), dtype=torch.float64))
 
     @torch.no_grad()
     def update(self, images: torch.Tensor) -> None:
+        self._states_on(images.device)
         logits = self.model(_normalise(images, 299))
         if isinstance(logits, tuple):  # aux logits in train mode
             logits = logits[0]
         probability = logits.softmax(dim=1)[:, list(CAR_CLASSES)].sum(dim=1)
-        self.total += float(probability.double().sum())
+        self.total += probability.double().sum()
         self.count += len(images)
 
     def compute(self) -> dict:
-        return {"icp": self.total / self.count if self.count else float("nan"),
-                "instances": self.count}
+        count = int(self.count)
+        return {"icp": float(self.total) / count if count else float("nan"), "instances": count}
 
 
-class SegmentationScore:
+class SegmentationScore(Metric):
+    higher_is_better = {"ss": True, "pixel_accuracy": True}
+
     def __init__(self, model):
+        super().__init__()
         self.model = model
-        self.accuracy, self.pixel_accuracy, self.count = 0.0, 0.0, 0
+        self.add_state("accuracy", torch.zeros((), dtype=torch.float64))
+        self.add_state("pixel_accuracy", torch.zeros((), dtype=torch.float64))
+        self.add_state("count", torch.zeros((), dtype=torch.float64))
 
     @torch.no_grad()
     def update(self, images: torch.Tensor, amodal: torch.Tensor) -> None:
+        self._states_on(images.device)
         size = images.shape[-1]
         logits = self.model(_normalise(images, size))["out"]
         vehicle = torch.zeros_like(logits[:, 0], dtype=torch.bool)
@@ -100,12 +114,13 @@ class SegmentationScore:
         truth = amodal[:, 0] > 0.5
         hits = (vehicle & truth).sum(dim=(1, 2)).float()
         area = truth.sum(dim=(1, 2)).float().clamp(min=1)
-        self.accuracy += float((hits / area).double().sum())
-        self.pixel_accuracy += float((vehicle == truth).float().mean(dim=(1, 2)).double().sum())
+        self.accuracy += (hits / area).double().sum()
+        self.pixel_accuracy += (vehicle == truth).float().mean(dim=(1, 2)).double().sum()
         self.count += len(images)
 
     def compute(self) -> dict:
-        if not self.count:
+        count = int(self.count)
+        if not count:
             return {"ss": float("nan"), "pixel_accuracy": float("nan"), "instances": 0}
-        return {"ss": self.accuracy / self.count, "pixel_accuracy": self.pixel_accuracy / self.count,
-                "instances": self.count}
+        return {"ss": float(self.accuracy) / count, "pixel_accuracy": float(self.pixel_accuracy) / count,
+                "instances": count}

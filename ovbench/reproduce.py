@@ -52,8 +52,7 @@ class Claim:
     source: str
     better: str                    # the row claimed better ...
     worse: str                     # ... than this one
-    metric: tuple                  # path under "metrics"
-    higher_is_better: bool = True
+    metric: tuple                  # path under "metrics"; its metric says which way is better
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ YAN2019 = Study(
         Claim("coupled D_obj + D_ins beats a standard discriminator on IoU", "Table I",
               "seganv-it1", "seganv-standard", IOU),
         Claim("two-path G2 recovers the hidden appearance better (invisible L1)", "Table I",
-              "seganv-it1", "seganv-one-path", ("appearance", "l1_invisible"), higher_is_better=False),
+              "seganv-it1", "seganv-one-path", ("appearance", "l1_invisible")),
         Claim("a second iteration improves IoU (it2 ≥ it1)", "Table II", "seganv-it2", "seganv-it1", IOU),
         Claim("seganv beats pix2pix on IoU", "Table III", "seganv-it2", "pix2pix", IOU),
         Claim("seganv beats DeepLab on IoU", "Table III", "seganv-it2", "deeplab", IOU),
@@ -100,7 +99,7 @@ SEGAN2018 = Study(
         Claim("SeGAN beats pix2pix on invisible IoU", "Table 1", "segan", "pix2pix",
               ("mask", "all", "segan_paper_invisible")),
         Claim("SeGAN paints the object better than pix2pix (L1)", "Table 2", "segan", "pix2pix",
-              ("appearance", "l1"), higher_is_better=False),
+              ("appearance", "l1")),
     ))
 STUDIES = {"yan2019": YAN2019, "segan2018": SEGAN2018}
 STUDY_FILE = "study.json"
@@ -171,7 +170,7 @@ def _check_resumable(out: Path, record: dict) -> None:
                             f"{record[key]}): choose another --out, or remove it")
     known = {r["name"] for r in record["rows"]}
     record["rows"] += [r for r in before["rows"] if r["name"] not in known]
-    record["references"] = sorted(set(record["references"]) | set(before["references"]))
+    record["references"] += [r for r in before["references"] if r not in record["references"]]
     record["seeds"] = sorted(set(record["seeds"]) | set(before["seeds"]))
 
 

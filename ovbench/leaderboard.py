@@ -229,6 +229,7 @@ def _curves(entries, path: Path, title: str) -> None:
             ax.plot(range(1, len(curve) + 1), curve, color=colours[k % len(colours)], linewidth=1,
                     marker="o", markersize=3, label=row if j == 0 else None)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("validation IoU")
     ax.set_title(title)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -258,7 +259,7 @@ def rebuild_study(folder: Path) -> tuple[Path, list[str]]:
              f"{', '.join(map(str, study['seeds']))}; each run's checkpoint selected by IoU on "
              f"{study['budget']['validation']:g} of the train images held out (never on test). "
              "Cells: mean ± sample std (n seeds); references are scored once. Initialisation, as "
-             "the results record it: " + "; ".join(sorted({str(r.get("pretrained")).split(" (")[0]
+             "the results record it: " + "; ".join(sorted({_initialisation(str(r.get("pretrained")))
                                                             for _, r in entries if r.get("study")})) + ".", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in [r["name"] for r in study["rows"]] + study["references"]:
@@ -286,6 +287,13 @@ def rebuild_study(folder: Path) -> tuple[Path, list[str]]:
     table = folder.parent / f"{folder.name}.md"
     table.write_text("\n".join(lines))
     return table, verdicts
+
+
+def _initialisation(note: str) -> str:
+    """A results record's `pretrained` note without its advice: "random: ImageNet ResNet-18
+    weights unavailable", "ImageNet ResNet-18 (resnet18-f37072fd.pth)", "none (...)"."""
+    head, unavailable, _ = note.partition(" could not be had")
+    return head + " unavailable" if unavailable else note
 
 
 def _budget(budget: dict) -> str:

@@ -20,9 +20,11 @@ demo: $(STAMP)
 	cat leaderboards/demo.md
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check ovbench baselines renderers tests bench docs
 	$(VENV)/bin/python -m pytest
 
 test-all: $(STAMP)
+	$(VENV)/bin/ruff check ovbench baselines renderers tests bench docs
 	$(VENV)/bin/python -m pytest -m ""
 
 bench: $(STAMP)

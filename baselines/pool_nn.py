@@ -36,7 +36,7 @@ class PoolNearestReference(Reference):
 
     def __init__(self, pool: str | Path | None = None, device: str = "cpu", seed: int = 0):
         super().__init__(pool, device)
-        from ovbench.pool import SilhouettePool
+        from ovbench.poolfile import SilhouettePool
 
         if pool is None:
             raise UserError("pool-nn needs a silhouette pool: pass --pool FILE.h5 "

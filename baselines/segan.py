@@ -24,8 +24,15 @@ from torchvision.models import ResNet18_Weights, resnet18
 from torchvision.ops import roi_align, roi_pool
 
 from .learned import Trainable, scalars
-from .networks import (PatchDiscriminator, UnetGenerator, bce_gan, four_channel_conv1, imagenet_state,
-                       init_normal, unet_downs)
+from .networks import (
+    PatchDiscriminator,
+    UnetGenerator,
+    bce_gan,
+    four_channel_conv1,
+    imagenet_state,
+    init_normal,
+    unet_downs,
+)
 from .registry import register
 
 SET_WEIGHTS = {"background": 1.0, "visible": 5.0, "invisible": 3.0}
@@ -168,8 +175,9 @@ class SeGAN(Trainable):
             condition = painter_input(crop(image, boxes, p), crop(visible, boxes, p), crop(straight, boxes, p))
             goal = crop(target, boxes, p)
             painted = (torch.tanh(self.nets["painter"](condition).float()) + 1) / 2
-            d_loss = 0.5 * (bce_gan(self.nets["d_paint"](torch.cat([condition.detach(), goal], 1)), True)
-                            + bce_gan(self.nets["d_paint"](torch.cat([condition.detach(), painted.detach()], 1)), False))
+            fixed = condition.detach()
+            d_loss = 0.5 * (bce_gan(self.nets["d_paint"](torch.cat([fixed, goal], 1)), True)
+                            + bce_gan(self.nets["d_paint"](torch.cat([fixed, painted.detach()], 1)), False))
         optimizers["d_paint"].zero_grad(set_to_none=True)
         d_loss.backward()
         optimizers["d_paint"].step()

@@ -38,8 +38,15 @@ import torch.nn.functional as F
 from torchvision.models import VGG19_Weights
 
 from .learned import Trainable, paint_back, scalars, set_learning_rate, straight_through
-from .networks import (DilatedResidualGenerator, PatchDiscriminator, PatchFCDiscriminator,
-                       VGGPerceptualLoss, bce_gan, imagenet_state, init_normal)
+from .networks import (
+    DilatedResidualGenerator,
+    PatchDiscriminator,
+    PatchFCDiscriminator,
+    VGGPerceptualLoss,
+    bce_gan,
+    imagenet_state,
+    init_normal,
+)
 from .registry import ModelOption, register
 from .silhouettes import SilhouetteBank
 
@@ -206,8 +213,8 @@ class SeganV(Trainable):
             masks = painting_mask.repeat(paths, 1, 1, 1)
             outputs = self._paint(torch.cat(images), torch.cat(slots), masks)
             real = torch.cat([target, painting_mask.detach()], 1).repeat(paths, 1, 1, 1)
-            d2_loss = paths * 0.5 * (bce_gan(self.nets["d2"](real), True)
-                                     + bce_gan(self.nets["d2"](torch.cat([outputs.detach(), masks.detach()], 1)), False))
+            fake = torch.cat([outputs.detach(), masks.detach()], 1)
+            d2_loss = paths * 0.5 * (bce_gan(self.nets["d2"](real), True) + bce_gan(self.nets["d2"](fake), False))
         self._step(optimizers["d2"], d2_loss)
         with self.autocast(amp):
             targets = target.repeat(paths, 1, 1, 1)

@@ -27,6 +27,7 @@ from ovbench.training_settings import TrainSettings
 
 from .checkpoints import load_model_checkpoint, restore_optimizer, save_checkpoint, steps_saved
 
+
 def _distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -221,7 +222,7 @@ def train(factory, settings: TrainSettings, progress: bool = True) -> dict:
 
 
 def open_pool(path, model_name: str):
-    from ovbench.pool import SilhouettePool
+    from ovbench.poolfile import SilhouettePool
 
     if not path:
         raise UserError(f"{model_name} needs the silhouette pool: pass --pool FILE.h5 "

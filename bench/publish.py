@@ -3,9 +3,9 @@
     python bench/publish.py [--images 300] [--size 256] [--workers 2] [--keep DIR]
 
 Makes a built-in OVD set, then times:
-- `ovbench publish --to` (validation, rows → parquet shards, card) and its shard writing alone, against `datasets`' own way to the same
-  parquet (Dataset.from_generator over the same rows, then to_parquet: what building a
-  DatasetDict for push_to_hub costs), with the ratio;
+- `ovbench publish --to` (validation, rows → parquet shards, card) and its shard writing alone,
+  against `datasets`' own way to the same parquet (Dataset.from_generator over the same rows,
+  then to_parquet: what building a DatasetDict for push_to_hub costs), with the ratio;
 - the `ovbench validate` that publishing runs first, on its own;
 - rebuilding the dataset folder from the shards (what `--data hub:` does once per commit).
 Best of three runs each, interleaved. Also the published size against the folder's.

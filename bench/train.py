@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 import torch
-
 from ovbench.baselines import get_model
+
 from ovbench.training_settings import TrainSettings
 
 

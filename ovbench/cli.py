@@ -37,8 +37,8 @@ def _pool_parser(stages) -> None:
                       help="number of models (default: 401 procedural, or all of a file source)")
     pool.add_argument("--views", type=int, default=80, help="views per model (default 80)")
     pool.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
-    pool.add_argument("--up", default=None, help="source up axis, e.g. +y (default: per format)")
-    pool.add_argument("--front", default=None, help="source front axis, e.g. -z (default: per format)")
+    for flag, meaning in AXIS_OPTIONS.items():
+        pool.add_argument(flag, default=None, help=meaning)
     _add_generator_options(pool, "output file (default ovbench-data/pool.h5)", DEFAULT_DATA / "pool.h5")
 
 
@@ -83,6 +83,8 @@ def _dyce_parser(stages) -> None:
                     "appearance, depth and the occlusion graph.")
     dyce.add_argument("--vehicles", default="procedural",
                       help="procedural (default) | shapenet:ROOT | meshes:DIR")
+    for flag, meaning in AXIS_OPTIONS.items():
+        dyce.add_argument(flag, default=None, help=meaning)
     dyce.add_argument("--models", type=int, default=None,
                       help="vehicle models (default 200 procedural, or all of a file source)")
     dyce.add_argument("--objects", default="3:6", help="objects per scene MIN:MAX (default 3:6)")
@@ -160,11 +162,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a dataset folder's checksums and invariants")
     validate.add_argument("dir", type=Path)
 
-    show = commands.add_parser("show", help="contact sheet: input, visible (blue), invisible (red), appearance")
-    show.add_argument("dir", type=Path)
+    show = commands.add_parser("show", help="contact sheet: input, visible (blue), invisible (red), "
+                                            "appearance; or a pool's views per model")
+    show.add_argument("dir", type=Path, metavar="DIR|POOL.h5", help="dataset folder or silhouette pool file")
     show.add_argument("-o", "--out", type=Path, default=Path("sheet.png"))
     show.add_argument("--split", default=None, help="split to show (default: the first)")
-    show.add_argument("--count", type=int, default=8, help="images (default 8)")
+    show.add_argument("--count", type=int, default=8, help="images, or a pool's models (default 8)")
     show.add_argument("--seed", type=int, default=0)
 
     convert = commands.add_parser("convert", help="write the annotations in another dataset's layout")
@@ -325,7 +328,8 @@ def _dyce_config(args):
         raise UserError(f"bad --objects {args.objects!r}: use MIN:MAX, e.g. 3:6")
     return DyceConfig(vehicles=args.vehicles, models=args.models, objects=(int(low), int(high)),
                       views_per_scene=args.views_per_scene, splits=parse_splits(args.splits),
-                      size=args.size, seed=args.seed, min_visible=args.min_visible)
+                      size=args.size, seed=args.seed, min_visible=args.min_visible,
+                      up=args.up, front=args.front)
 
 
 def _names(text: str) -> list[str]:
@@ -484,9 +488,9 @@ class ValidationFailed(UserError):
 
 
 def _show(args) -> None:
-    from ovbench.show import contact_sheet
+    from ovbench.show import sheet
 
-    contact_sheet(args.dir, args.split, args.count, args.seed).save(args.out)
+    sheet(args.dir, args.split, args.count, args.seed).save(args.out)
     print(f"contact sheet → {args.out}")
 
 
@@ -497,8 +501,24 @@ def _convert(args) -> None:
         print(f"{args.to} → {path}")
 
 
+# Options of file meshes' axes; their values may begin with "-" (`--front -z`).
+AXIS_OPTIONS = {"--up": "the mesh files' up axis, e.g. +y (default: per format)",
+                "--front": "the mesh files' front axis, e.g. -z (default: per format)"}
+
+
+def _attach_axis_values(argv: list[str]) -> list[str]:
+    """`--front -z` → `--front=-z`: argparse would take "-z" for an option and say the value is missing."""
+    attached: list[str] = []
+    for word in argv:
+        if attached and attached[-1] in AXIS_OPTIONS and word.startswith("-") and not word.startswith("--"):
+            attached[-1] += "=" + word  # bad values such as "-q" then get the axis error
+        else:
+            attached.append(word)
+    return attached
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = _attach_axis_values(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     handlers = {"generate": _generate, "models": _models, "validate": _validate, "show": _show,
                 "convert": _convert, "evaluate": _evaluate, "leaderboard": _leaderboard,

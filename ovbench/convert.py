@@ -4,11 +4,17 @@
   object, occluders included: amodal polygon `segmentation`, `name`, `area`, `isStuff`,
   `occlude_rate`, `order` with 1 = front-most, and RLE `visible_mask` / `invisible_mask` when
   occluded) and `depth_constraint` ("a-b,…": region a is in front of region b where they overlap).
-- kins2020: KINS's COCO-style keys: amodal `segmentation` (polygons), `bbox`, `area`, and visible
-  `inmodal_seg` (polygons), `inmodal_bbox`, `inmodal_area`.
+  COCOA has one polygon per region: an object of several parts gets one outline that visits every
+  part through zero-width bridges (each drawn there and back, so they cover nothing).
+- kins2020: KINS's COCO-style keys: amodal `segmentation` (one polygon per part), `bbox`, `area`,
+  and visible `inmodal_seg` (polygons), `inmodal_bbox`, `inmodal_area`.
 
-Polygons trace the outer boundary of each connected part (holes are not kept: both formats use
-plain polygons); the RLE fields are exact.
+Polygons trace the outer boundary of each part (4-connected), along pixel edges with convex
+corners cut; they cannot hold holes, so holes are filled. The exact masks travel beside them as
+RLE: kins2020 adds `segmentation_rle` (amodal) and `inmodal_seg_rle` (visible), keys its
+readers ignore; an occluded COCOA region's `visible_mask` and `invisible_mask` are exact (their
+union is the amodal mask), and an unoccluded one, which has neither, adds `segmentation_rle`.
+COCOA's own occluded regions keep exactly COCOA's keys.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 from skimage import measure
 
 from ovbench import dataset
@@ -28,17 +35,31 @@ FORMATS = ("cocoa", "kins2020")
 
 
 def polygons(mask: np.ndarray) -> list[list[float]]:
-    """Outer boundaries of the mask's parts as COCO polygons [x1, y1, x2, y2, ...], largest first."""
-    padded = np.pad(mask.astype(np.uint8), 1)
-    contours = measure.find_contours(padded, 0.5)
-    result = []
-    for contour in contours:
-        if len(contour) < 3:
-            continue
-        points = contour[:, ::-1] - 1.0 + 0.5  # (row, col) → (x, y); undo the pad; pixel centres
-        points = np.clip(points, 0, [mask.shape[1], mask.shape[0]])
-        result.append((abs(_signed_area(points)), [round(float(v), 2) for v in points.ravel()]))
-    return [poly for _, poly in sorted(result, key=lambda item: -item[0]) if len(poly) >= 6]
+    """The outer boundary of each part of the mask as a COCO polygon [x1, y1, x2, y2, ...] (pixel
+    (i, j) spans x in [j, j+1]), largest part first; holes are filled."""
+    labels, _ = ndimage.label(mask)  # 4-connected parts, as the contours below separate them
+    outlines = []
+    for k, box in enumerate(ndimage.find_objects(labels), start=1):
+        part = ndimage.binary_fill_holes(labels[box] == k)
+        # The iso-line between pixel centres runs along pixel edges; the pad closes it.
+        contour = max(measure.find_contours(np.pad(part, 1).astype(np.uint8), 0.5),
+                      key=lambda c: abs(_signed_area(c)))
+        points = contour[:, ::-1] - 0.5 + (box[1].start, box[0].start)  # (row, col) → (x, y), unpadded
+        outlines.append((abs(_signed_area(points)), [round(float(v), 2) for v in points.ravel()]))
+    return [outline for _, outline in sorted(outlines, key=lambda item: -item[0])]
+
+
+def single_outline(parts: list[list[float]]) -> list[float]:
+    """Several part outlines as one polygon: from the first part's start a bridge runs to each
+    other part, around it and back. A bridge is drawn there and back, so under the even-odd and
+    the non-zero rule alike it covers nothing, and every part keeps its pixels."""
+    if not parts:
+        return []
+    start = parts[0][:2]
+    joined = list(parts[0]) + start
+    for part in parts[1:]:
+        joined += part + part[:2] + start
+    return joined
 
 
 def _signed_area(points: np.ndarray) -> float:
@@ -53,7 +74,9 @@ def _objects(document: dict, image_id: int, names: dict) -> list[dict]:
         if ann["image_id"] == image_id:
             objects.append({"name": names[ann["category_id"]], "amodal": decode(ann["segmentation"]),
                             "visible": decode(ann["visible_mask"]), "order": ann["order"]})
-    occluders = [o for o in document.get("occluders", []) if o["image_id"] == image_id]
+    # dyce lists objects too small to annotate as occluders without an order: left out here too.
+    occluders = [o for o in document.get("occluders", [])
+                 if o["image_id"] == image_id and o["order"] is not None]
     occluders.sort(key=lambda o: o["order"])
     in_front = None
     for occluder in occluders:  # occluders are whole in the frame; later ones hide earlier ones
@@ -74,12 +97,13 @@ def to_cocoa(document: dict) -> dict:
         for k, obj in enumerate(objects, start=1):
             area = int(obj["amodal"].sum())
             rate = 1.0 - int(obj["visible"].sum()) / area if area else 0.0
-            outline = polygons(obj["amodal"])
-            region = {"segmentation": outline[0] if outline else [], "name": obj["name"],
+            region = {"segmentation": single_outline(polygons(obj["amodal"])), "name": obj["name"],
                       "area": area, "isStuff": 0, "occlude_rate": rate, "order": k}
-            if rate > 0:
+            if rate > 0:  # exact already: the amodal mask is the union of these two
                 region["visible_mask"] = encode(obj["visible"])
                 region["invisible_mask"] = encode(obj["amodal"] & ~obj["visible"])
+            else:
+                region["segmentation_rle"] = encode(obj["amodal"])
             regions.append(region)
         for a in range(len(objects)):
             for b in range(a + 1, len(objects)):
@@ -98,9 +122,10 @@ def to_kins2020(document: dict) -> dict:
         amodal, visible = decode(ann["segmentation"]), decode(ann["visible_mask"])
         annotations.append({
             "id": ann["id"], "image_id": ann["image_id"], "category_id": ann["category_id"],
-            "iscrowd": 0, "segmentation": polygons(amodal), "bbox": bbox(amodal),
-            "area": int(amodal.sum()), "inmodal_seg": polygons(visible),
-            "inmodal_bbox": bbox(visible), "inmodal_area": int(visible.sum()),
+            "iscrowd": 0, "segmentation": polygons(amodal), "segmentation_rle": ann["segmentation"],
+            "bbox": bbox(amodal), "area": int(amodal.sum()), "inmodal_seg": polygons(visible),
+            "inmodal_seg_rle": ann["visible_mask"], "inmodal_bbox": bbox(visible),
+            "inmodal_area": int(visible.sum()),
         })
     images = [{k: image[k] for k in ("id", "file_name", "width", "height")}
               for image in document["images"]]

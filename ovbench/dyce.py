@@ -29,9 +29,10 @@ from tqdm import tqdm
 
 from ovbench import dataset
 from ovbench import masks as masks_lib
+from ovbench.assets.meshes import Orientation, orientation_option
 from ovbench.assets.occluders import SCENE_OCCLUDER_KINDS, build_occluder
 from ovbench.assets.procedural import build_vehicle
-from ovbench.assets.sources import ModelRef, list_source, load_model
+from ovbench.assets.sources import ModelRef, list_source, load_model, orientation_doubts, warn_orientation_doubts
 from ovbench.errors import GLUnavailable, UserError
 from ovbench.executor import run_tasks
 from ovbench.ovd_sources import CATEGORY_OF_TYPE, YFOV, sky_colours, street_lighting
@@ -55,6 +56,11 @@ class DyceConfig:
     size: int = 256
     seed: int = 0
     min_visible: int = 10
+    up: str | None = None                # file vehicles' own axes (as for the pool)
+    front: str | None = None
+
+    def orientation(self) -> Orientation | None:
+        return orientation_option(self.up, self.front)
 
     def record(self) -> dict:
         data = asdict(self)
@@ -177,18 +183,22 @@ def _ground(rng) -> SceneObject:
     return SceneObject(ground)
 
 
-def _scene_meshes(config: DyceConfig, vehicles: list[ModelRef], rng) -> list[tuple]:
+def _scene_meshes(config: DyceConfig, vehicles: list[ModelRef], rng) -> tuple[list[tuple], dict]:
+    """The scene's (mesh, category, model id, source) tuples, and the orientation doubts of its
+    file vehicles."""
     count = int(rng.integers(config.objects[0], config.objects[1] + 1))
-    meshes = []
+    meshes, doubts = [], {}
     for k in range(count):
         if k == 0 or rng.random() < 0.5:  # at least one vehicle per scene
             ref = vehicles[int(rng.integers(len(vehicles)))]
             kind = ref.model_id.rsplit("-", 1)[0]
-            meshes.append((vehicle_mesh(ref), CATEGORY_OF_TYPE.get(kind, "car"), ref.model_id, ref.source))
+            mesh = vehicle_mesh(ref)
+            meshes.append((mesh, CATEGORY_OF_TYPE.get(kind, "car"), ref.model_id, ref.source))
+            doubts.update(orientation_doubts(ref, mesh))
         else:
             kind = SCENE_OCCLUDER_KINDS[int(rng.integers(len(SCENE_OCCLUDER_KINDS)))]
             meshes.append((build_occluder(kind, rng), kind, None, "builtin"))
-    return meshes
+    return meshes, doubts
 
 
 @dataclass
@@ -234,15 +244,17 @@ def _annotate(view: ViewObjects, placed: list[Placed], image_id: int, min_visibl
     return annotations, occluders, keys, annotated
 
 
-def _make_scene(task: tuple) -> int:
+def _make_scene(task: tuple) -> tuple[int, dict]:
+    """Render one scene's missing views; returns (images made, orientation doubts)."""
     split, scene, config, root = task
     views = [v for v in range(config.views_per_scene)
              if scene * config.views_per_scene + v < split.images
              and not dataset.item_done(root, split.name, split.first_id + scene * config.views_per_scene + v)]
     if not views:
-        return 0
+        return 0, {}
     rng = rng_for(config.seed, "dyce-scene", split.name, scene)
-    placed = place_objects(_scene_meshes(config, split.vehicles, rng), rng)
+    meshes, doubts = _scene_meshes(config, split.vehicles, rng)
+    placed = place_objects(meshes, rng)
     renderer = shared_renderer(config.size)
     _, horizon = sky_colours(rng)  # a flat background in the horizon's colour
     renderer.set_scene([SceneObject(p.mesh, p.pose) for p in placed], street_lighting(rng),
@@ -281,12 +293,13 @@ def _make_scene(task: tuple) -> int:
         }
         dataset.write_item(root, dataset.Item(split.name, record, annotations, {"occluders": occluders}))
         made += 1
-    return made
+    return made, doubts
 
 
 def _plan_splits(config: DyceConfig) -> tuple[list[DyceSplit], str]:
     listing = list_source(config.vehicles, config.models if config.models else
-                          (200 if config.vehicles == "procedural" else None), config.seed)
+                          (200 if config.vehicles == "procedural" else None), config.seed,
+                          orientation=config.orientation())
     models = listing.models
     if len(models) < len(config.splits):
         raise UserError(f"{len(models)} vehicle models cannot be split into {len(config.splits)} "
@@ -324,14 +337,17 @@ def generate_dyce(config: DyceConfig, out: Path, workers: int = 1, resume: bool 
              for scene in range(math.ceil(split.images / config.views_per_scene))]
     total = sum(s.images for s in splits)
     done = sum(dataset.item_done(out, s.name, s.first_id + i) for s in splits for i in range(s.images))
+    doubts: dict = {}
     try:
         with tqdm(total=total, initial=done, unit="img", desc="dyce", disable=not progress) as bar:
-            for made in run_tasks(_make_scene, tasks, workers):
+            for made, scene_doubts in run_tasks(_make_scene, tasks, workers):
                 bar.update(made)
+                doubts.update(scene_doubts)
     except GLUnavailable:
         if fresh:
             dataset.discard(out)
         raise
+    warn_orientation_doubts(doubts)
     categories = [{"id": i + 1, "name": n, "supercategory": "vehicle" if i < 3 else "object"}
                   for i, n in enumerate(CATEGORIES)]
     manifest = dataset.finish(out, out.name, "dyce", record, categories, [s.name for s in splits],

@@ -27,8 +27,7 @@ from ovbench.errors import UserError
 from ovbench.hub import is_hub_spec, resolve_data, resolve_pool
 from ovbench.masks import decode
 from ovbench.metrics import AppearanceMetrics, MaskMetrics, depth_layering
-from ovbench.perceptual import (InceptionCarProbability, SegmentationScore, load_inception,
-                                load_segmenter)
+from ovbench.perceptual import InceptionCarProbability, SegmentationScore, load_inception, load_segmenter
 from ovbench.protocol import Batch, Prediction
 
 

@@ -73,7 +73,8 @@ def _metric(result: dict, *path):
 def _table(kind: str, entries: list[tuple[Path, dict]]) -> list[str]:
     header = ["model", "run", "instances", *[c for c, _ in MASK_COLUMNS],
               *[f"SeGAN {c}" for c, _ in SEGAN_COLUMNS],
-              _label("app. L1", ("appearance", "l1")), _label("app. L2", ("appearance", "l2")), "PSNR", "SSIM", "ICP", "SS", "depth layering", "pretrained"]
+              _label("app. L1", ("appearance", "l1")), _label("app. L2", ("appearance", "l2")),
+              "PSNR", "SSIM", "ICP", "SS", "depth layering", "pretrained"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     ordered = sorted(entries, key=lambda e: (-(_metric(e[1], "mask", "all", "iou") or 0), e[0].name))
     for path, result in ordered:

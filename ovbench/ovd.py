@@ -30,8 +30,7 @@ from ovbench.composite import Cutout, composite, plan_occlusion
 from ovbench.errors import GLUnavailable, UserError
 from ovbench.executor import run_tasks
 from ovbench.harmonize import get_harmonizer
-from ovbench.ovd_sources import (BUILTIN_CATEGORIES, BaseSpec, list_bases, list_occluders, make_base,
-                                 make_cutout)
+from ovbench.ovd_sources import BUILTIN_CATEGORIES, BaseSpec, list_bases, list_occluders, make_base, make_cutout
 from ovbench.seeding import rng_for
 
 BASES_PER_TASK = 4

@@ -3,11 +3,8 @@
 "Visualizing the Invisible" fed its object discriminator 401 ShapeNet cars × 80 views = 32,080
 silhouettes. Work is sharded one model per shard: each shard is rendered by a worker and written
 atomically under `<out>.parts/`, so a killed run resumes where it stopped; the shards are then
-assembled in model order, so the file does not depend on the worker count.
-
-File layout: `masks` N×H×(W/8) uint8, bit-packed along W (attrs packed="bits", width=W), one mask
-per chunk; per silhouette `model_id`, `source`, `view`, `azimuth`, `elevation` (degrees),
-`distance` (metres), `bbox` (x, y, w, h in pixels); file attrs hold the config and version.
+assembled in model order, so the file does not depend on the worker count. The file format,
+its reader and writer are in `ovbench.poolfile` (`SilhouettePool` is re-exported here).
 """
 
 from __future__ import annotations
@@ -26,11 +23,12 @@ from tqdm import tqdm
 
 from ovbench import __version__
 from ovbench import masks as masks_lib
-from ovbench.assets.meshes import Orientation
-from ovbench.assets.sources import ModelRef, list_source, load_model
+from ovbench.assets.meshes import Orientation, orientation_option
+from ovbench.assets.sources import ModelRef, list_source, load_model, orientation_doubts, warn_orientation_doubts
 from ovbench.errors import GLUnavailable, MeshError, UserError
 from ovbench.executor import run_tasks
 from ovbench.fileio import atomic_path, check_writable, remove_stale_temporaries, write_json
+from ovbench.poolfile import PoolWriter, SilhouettePool  # noqa: F401 (SilhouettePool: re-exported)
 from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
 from ovbench.seeding import rng_for
 
@@ -51,9 +49,7 @@ class PoolConfig:
     front: str | None = None
 
     def orientation(self) -> Orientation | None:
-        if self.up is None and self.front is None:
-            return None
-        return Orientation(up=self.up or "+z", front=self.front or "+x")
+        return orientation_option(self.up, self.front)
 
 
 @dataclass(frozen=True)
@@ -72,6 +68,7 @@ class PoolSummary:
     skipped: dict           # model id → reason
     empty_views: int
     seconds: float
+    doubts: dict = dataclasses.field(default_factory=dict)  # model id → why its axes look wrong
 
 
 def view_grid(count: int) -> list[tuple[float, float]]:
@@ -118,8 +115,10 @@ def _render_shard(task: tuple) -> tuple[int, int, str]:
         masks = render_silhouettes(mesh, views, config.size)
     except MeshError as exc:
         views, masks, reason = [], np.zeros((0, config.size, config.size), bool), str(exc)
+        doubt = ""
     else:
         reason = ""
+        doubt = orientation_doubts(ref, mesh).get(ref.model_id, "")
     keep = masks.any(axis=(1, 2))
     if len(views) and not keep.any():
         reason = f"{ref.model_id}: every view rendered empty"
@@ -135,6 +134,7 @@ def _render_shard(task: tuple) -> tuple[int, int, str]:
             distance=np.array([v.distance for v in views], np.float32),
             bbox=np.array([masks_lib.bbox(m) for m in masks], np.int32).reshape(-1, 4),
             skipped=np.array(reason),
+            doubt=np.array(doubt),
             empty_views=np.array(int((~keep).sum()) if reason == "" else 0),
         )
     return index, len(views), reason
@@ -167,61 +167,38 @@ def _prepare_parts(parts: Path, record: dict, resume: bool) -> None:
     write_json(config_file, record)
 
 
-COLUMNS = {"model_id": h5py.string_dtype(), "source": h5py.string_dtype(), "view": np.int16,
-           "azimuth": np.float32, "elevation": np.float32, "distance": np.float32}
-
-
-class PoolWriter:
-    """Appends silhouettes to a new pool file (see the module docstring for the layout)."""
-
-    def __init__(self, h5: h5py.File, size: int):
-        self.h5, self.count = h5, 0
-        masks = h5.create_dataset("masks", (0, size, size // 8), np.uint8, maxshape=(None, size, size // 8),
-                                  chunks=(1, size, size // 8), compression="gzip", compression_opts=4,
-                                  track_times=False)
-        masks.attrs.update(packed="bits", width=size, bitorder="big")
-        for name, dtype in COLUMNS.items():
-            h5.create_dataset(name, (0,), dtype, maxshape=(None,), chunks=(4096,), track_times=False)
-        h5.create_dataset("bbox", (0, 4), np.int32, maxshape=(None, 4), chunks=(4096, 4),
-                          track_times=False)
-
-    def append(self, packed_masks: np.ndarray, columns: dict) -> None:
-        """`packed_masks` N×H×W/8 (np.packbits along W); `columns`: every COLUMNS name and bbox, N each."""
-        count = len(packed_masks)
-        for name, values in (("masks", packed_masks), *((n, columns[n]) for n in (*COLUMNS, "bbox"))):
-            self.h5[name].resize(self.count + count, axis=0)
-            self.h5[name][self.count:] = values
-        self.count += count
-
-
-def file_attributes(h5: h5py.File) -> dict:
-    """A pool file's attributes as JSON-ready values (the config and skip list stay JSON text)."""
-    return {key: value.item() if isinstance(value, np.generic) else value for key, value in h5.attrs.items()}
-
-
-def _assemble(parts: Path, out: Path, refs: list[ModelRef], record: dict) -> tuple[int, dict, int]:
-    """Concatenate the shards in model order into the HDF5 file (atomically)."""
-    skipped, empty_views = {}, 0
+def _assemble(parts: Path, out: Path, refs: list[ModelRef], record: dict,
+              skipped_listing: dict) -> tuple[int, int, dict, int, dict]:
+    """Concatenate the shards in model order into the HDF5 file (atomically); returns the
+    silhouettes, the models used, every skipped model (while listing the source or rendering),
+    the empty views dropped and the orientation doubts."""
+    skipped, empty_views, doubts = {}, 0, {}
     with atomic_path(out) as tmp, h5py.File(tmp, "w", track_order=True) as h5:
         writer = PoolWriter(h5, record["size"])
         for index, ref in enumerate(refs):
             with np.load(_shard_path(parts, index)) as shard:
+                if "doubt" not in shard:   # rendered before every pass drew both faces
+                    raise UserError(f"{parts} was started by an earlier ovbench, whose renders of "
+                                    "open meshes were not exact: remove it and run again")
                 if str(shard["skipped"]):
                     skipped[ref.model_id] = str(shard["skipped"])
                     continue
+                if str(shard["doubt"]):
+                    doubts[ref.model_id] = str(shard["doubt"])
                 count = len(shard["view"])
                 empty_views += int(shard["empty_views"])
                 writer.append(shard["masks"], {
                     **{name: shard[name] for name in ("view", "azimuth", "elevation", "distance", "bbox")},
                     "model_id": [ref.model_id] * count, "source": [ref.source] * count})
+        used = len(refs) - len(skipped)
+        skipped = {**skipped_listing, **skipped}
         h5.attrs.update(
             ovbench_version=__version__, renderer="pyrender SEG pass (EGL)",
             config=json.dumps(record, sort_keys=True), skipped=json.dumps(skipped, sort_keys=True),
-            yfov_degrees=YFOV_DEGREES, models=len(refs) - len(skipped), views=record["views"],
-            seed=record["seed"],
+            yfov_degrees=YFOV_DEGREES, models=used, views=record["views"], seed=record["seed"],
         )
         total = writer.count
-    return total, skipped, empty_views
+    return total, used, skipped, empty_views, doubts
 
 
 def generate_pool(config: PoolConfig, out: Path, workers: int = 1, resume: bool = False,
@@ -257,61 +234,12 @@ def generate_pool(config: PoolConfig, out: Path, workers: int = 1, resume: bool 
         if fresh:  # nothing was rendered: leave nothing behind
             shutil.rmtree(parts)
         raise
-    total, skipped, empty_views = _assemble(parts, out, listing.models, record)
+    total, used, skipped, empty_views, doubts = _assemble(parts, out, listing.models, record,
+                                                          listing.skipped)
     shutil.rmtree(parts)
-    used = len(listing.models) - len(skipped)
-    skipped.update({model_id: "empty model folder" for model_id in listing.skipped})
     if total == 0:
         out.unlink()
         raise UserError(f"no usable models in {config.source}: all {len(skipped)} were skipped "
                         f"({next(iter(skipped.values()), '')})")
-    return PoolSummary(out, total, used, skipped, empty_views, time.perf_counter() - started)
-
-
-class SilhouettePool:
-    """Random access to a pool file; `in_memory` loads the packed masks (H×W/8 bytes each) once."""
-
-    def __init__(self, path: Path, in_memory: bool = False):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise UserError(f"silhouette pool not found: {self.path} (make one with `ovbench generate pool`)")
-        self._h5 = h5py.File(self.path, "r")
-        masks = self._h5["masks"]
-        if masks.attrs.get("packed") != "bits":
-            raise UserError(f"{self.path} is not an ovbench pool (no bit-packed masks)")
-        self.width = int(masks.attrs["width"])
-        self._masks = masks[()] if in_memory else masks
-        self.model_id = self._h5["model_id"].asstr()[()]
-        self.source = self._h5["source"].asstr()[()]
-        self.view = self._h5["view"][()]
-        self.bbox = self._h5["bbox"][()]
-        self.azimuth = self._h5["azimuth"][()]
-        self.elevation = self._h5["elevation"][()]
-        self.distance = self._h5["distance"][()]
-        self.config = json.loads(self._h5.attrs["config"])
-        self.attributes = file_attributes(self._h5)
-
-    def masks(self, start: int, stop: int) -> np.ndarray:
-        """Masks start..stop, unpacked (N×H×W bool)."""
-        return self._unpack(self._masks[start:stop])
-
-    def __len__(self) -> int:
-        return len(self.bbox)
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        return self._unpack(self._masks[index])
-
-    def _unpack(self, packed: np.ndarray) -> np.ndarray:
-        return np.unpackbits(packed, axis=-1, count=self.width).astype(bool)
-
-    def sample(self, rng: np.random.Generator) -> np.ndarray:
-        return self[int(rng.integers(len(self)))]
-
-    def close(self) -> None:
-        self._h5.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    warn_orientation_doubts(doubts)
+    return PoolSummary(out, total, used, skipped, empty_views, time.perf_counter() - started, doubts)

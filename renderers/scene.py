@@ -2,6 +2,7 @@
 
 Masks and depth come from pyrender's SEG pass, which pyrender draws with multisampling off, so
 they are exact (a colour or depth-only pass is multisampled and blurs silhouette edges).
+Every pass draws both faces of every triangle (`_both_sides`), so open meshes render whole.
 """
 
 from __future__ import annotations
@@ -66,6 +67,39 @@ def _decode_ids(seg: np.ndarray) -> np.ndarray:
     return seg[..., 0] | (seg[..., 1] << 8) | (seg[..., 2] << 16)
 
 
+def _has_visible_back_faces(mesh: trimesh.Trimesh) -> bool:
+    """Whether a camera outside the mesh can see one of its back faces first. Not for a closed
+    surface wound outward in every piece: a ray enters each piece through a front face."""
+    if not (mesh.is_watertight and mesh.is_winding_consistent):
+        return True
+    corners = mesh.triangles
+    signed_volumes = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2]))
+    pieces = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
+    return bool((np.bincount(pieces, weights=signed_volumes) <= 0).any())
+
+
+def _both_sides(pr, mesh: trimesh.Trimesh):
+    """The mesh as pyrender geometry drawn from both sides in every pass. pyrender culls back faces,
+    and its SEG and depth passes ignore a material's doubleSided, so an open mesh would lose every
+    surface seen from behind. Such a mesh gets each triangle twice, once reversed with flipped
+    normals (inner sides are lit as such); culling keeps exactly one copy from any camera. A closed
+    mesh is drawn as it is: its back faces are never in front, and a second copy would double the
+    colour pass's cost (llvmpipe shades the hidden far side too)."""
+    smooth = mesh.visual.kind != "face"  # face colours need flat shading
+    (front,) = pr.Mesh.from_trimesh(mesh, smooth=smooth).primitives
+    if not _has_visible_back_faces(mesh):
+        return pr.Mesh(primitives=[front])
+    count = len(front.positions)
+    # Flat shading unrolls the triangles: vertex k of face f is row 3f + k.
+    faces = np.arange(count).reshape(-1, 3) if front.indices is None else front.indices.astype(np.int64)
+    twice = {name: np.concatenate([value, value]) for name in ("positions", "texcoord_0", "color_0")
+             if (value := getattr(front, name)) is not None}
+    front.material.doubleSided = False  # else the copy drawn first would show on both sides
+    return pr.Mesh(primitives=[pr.Primitive(
+        **twice, normals=np.concatenate([front.normals, -front.normals]),
+        indices=np.concatenate([faces, faces[:, ::-1] + count]), material=front.material)])
+
+
 class Renderer:
     """A scene and an image size on the process's one OpenGL context: load a scene with
     `set_scene`, then render it from any camera. Renderers are cheap; make as many as needed."""
@@ -87,8 +121,7 @@ class Renderer:
         scene = pr.Scene(bg_color=(*background, 1.0), ambient_light=(lighting.ambient,) * 3)
 
         def add(obj):
-            smooth = obj.mesh.visual.kind != "face"  # face colours need flat shading
-            return scene.add(pr.Mesh.from_trimesh(obj.mesh, smooth=smooth), pose=obj.pose)
+            return scene.add(_both_sides(pr, obj.mesh), pose=obj.pose)
 
         self._nodes = [add(obj) for obj in objects]
         self._scenery = [add(obj) for obj in scenery]

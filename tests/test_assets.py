@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 import trimesh
-
 from conftest import box_with_nose, posed_for
-from ovbench.assets.meshes import GLTF, Orientation, find_meshes, load_mesh
+
+from ovbench.assets.meshes import GLTF, Orientation, find_meshes, load_mesh, orientation_doubt
 from ovbench.assets.procedural import VEHICLE_TYPES, build_vehicle
-from ovbench.assets.shapenet import list_models
+from ovbench.assets.shapenet import list_models, resolve_synset
 from ovbench.assets.sources import list_source, load_model
 from ovbench.errors import MeshError, UserError
 
@@ -137,9 +137,9 @@ def make_shapenet(root, version: int, synset="02958343", models=3, empty=1, taxo
 @pytest.mark.parametrize("synset", ["02958343", "car", "automobile"])
 def test_shapenet_versions_and_synset_names(tmp_path, version, synset):
     root = make_shapenet(tmp_path / f"ShapeNetCore.v{version}", version)
-    models, empty = list_models(root, synset)
+    models, skipped = list_models(root, synset)
     assert [m.model_id for m in models] == ["model00", "model01", "model02"]
-    assert empty == ["empty00"]
+    assert skipped == {"empty00": "empty model folder"}
     listing = list_source(f"shapenet:{root}", None, 0, synset)
     mesh = load_model(listing.models[1])
     assert_convention(mesh)
@@ -159,6 +159,83 @@ def test_shapenet_bad_input(tmp_path):
         list_models(root, "spaceship")
     with pytest.raises(UserError, match="not found"):
         list_models(root, "bus")  # in the taxonomy, but not on disk
+
+
+def test_shapenet_skip_reasons_say_what_is_missing_and_what_is_there(tmp_path):
+    root = make_shapenet(tmp_path / "sn", 2, models=1)
+    textured = root / "02958343" / "textured"
+    (textured / "models").mkdir(parents=True)
+    (textured / "models" / "model_normalized.json").write_text("{}")
+    (textured / "images").mkdir()
+    for k in range(5):
+        (textured / "images" / f"texture{k}.jpg").write_bytes(b"")
+    (root / "02958343" / "v1style").mkdir()
+    (root / "02958343" / "v1style" / "model.mtl").write_text("")
+    _, skipped = list_models(root, "car")
+    assert skipped == {
+        "empty00": "empty model folder",
+        "textured": "no model_normalized.obj (has: images/texture0.jpg, images/texture1.jpg, "
+                    "images/texture2.jpg, images/texture3.jpg, … 2 more)",
+        "v1style": "no model.obj (has: model.mtl)",
+    }
+
+
+def test_synset_names_without_taxonomy_come_from_the_builtin_table(tmp_path):
+    root = make_shapenet(tmp_path / "sn", 2, taxonomy=False)
+    for name in ("car", "automobile", "Auto", "motorcar"):
+        assert resolve_synset(root, name) == "02958343"
+    assert resolve_synset(root, "bus") == "02924116" and resolve_synset(root, "bike") == "03790512"
+    assert [m.model_id for m in list_models(root, "automobile")[0]] == ["model00", "model01", "model02"]
+    with pytest.raises(UserError, match="built-in synset names"):
+        resolve_synset(root, "spaceship")
+
+
+@pytest.mark.parametrize("scale,length", [(0.25, 4.5), (100.0, 4.5), (1000.0, 4.5), (1.0, 4.0),
+                                          (2.5, 10.0)])
+def test_file_meshes_in_other_units_are_brought_to_metres(tmp_path, scale, length):
+    # box_with_nose is 4 m long: scaled to a unit-sized model, centimetres or millimetres, it is
+    # no vehicle's size in metres and becomes a car's 4.5 m; at 4 m and 10 m it is kept.
+    mesh = box_with_nose()
+    mesh.apply_scale(scale)
+    mesh.export(tmp_path / "m.obj")
+    loaded = load_mesh(tmp_path / "m.obj")
+    assert loaded.extents[0] == pytest.approx(length)
+    np.testing.assert_allclose(loaded.extents / loaded.extents[0], mesh.extents / mesh.extents[0])
+
+
+def test_resolve_synset_error_names_the_root_taxonomy(tmp_path):
+    root = make_shapenet(tmp_path / "sn", 2)
+    with pytest.raises(UserError, match="taxonomy.json"):
+        resolve_synset(root, "spaceship")
+
+
+def upside_down_sedan():
+    return posed_for(build_vehicle("sedan", np.random.default_rng(0)), up="-z", front="+x")
+
+
+@pytest.mark.parametrize("mesh,up,front,expected", [
+    # (mesh in some convention, its true up, true front, what the warning must say)
+    (posed_for(box_with_nose(), "+y", "-z"), "+y", "-z",
+     "taller (4.00 m) than long (1.60 m) with --up +z --front +x: wrong axes likely; "
+     "try --up +y --front +z (or --front -z)"),
+    (posed_for(box_with_nose(), "+z", "+y"), "+z", "+y",
+     "wider (4.00 m) than long (1.60 m) with --up +z --front +x: wrong axes likely; "
+     "try --up +z --front +y (or --front -y)"),
+    (upside_down_sedan(), "-z", "+x",
+     "most of its mass (vertices and surface) lies in its upper half with --up +z --front +x: "
+     "wrong axes likely; try --up -z --front +x"),
+], ids=["on-its-nose", "sideways", "upside-down"])
+def test_a_wrongly_turned_vehicle_gets_a_warning_that_names_the_fix(tmp_path, mesh, up, front, expected):
+    path = tmp_path / "m.obj"
+    mesh.export(path)
+    assert orientation_doubt(load_mesh(path), Orientation()) == expected
+    assert orientation_doubt(load_mesh(path, Orientation(up, front)), Orientation(up, front)) is None
+
+
+@pytest.mark.parametrize("kind", VEHICLE_TYPES)
+def test_upright_vehicles_get_no_warning(kind):
+    for seed in range(3):
+        assert orientation_doubt(build_vehicle(kind, np.random.default_rng(seed)), Orientation()) is None
 
 
 def test_model_subset_is_seeded_and_sorted(tmp_path):

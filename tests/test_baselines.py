@@ -3,17 +3,15 @@
 import json
 import shutil
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
-
 from ovbench.baselines import create_model, get_model
 from ovbench.baselines.segan import expand_boxes, painter_input
-from ovbench.baselines.seganv import (coupled_generator_loss, instance_discriminator_loss,
-                                      object_discriminator_loss)
+from ovbench.baselines.seganv import coupled_generator_loss, instance_discriminator_loss, object_discriminator_loss
 from ovbench.baselines.training import TrainSettings, train
+from safetensors.torch import load_file
+
 from ovbench.data import AmodalSplit
 from ovbench.errors import UserError
 from ovbench.metrics import MaskMetrics
@@ -379,9 +377,8 @@ def test_pretrained_weights_offline_warn_and_opt_out(small_ovd, tmp_path, cli, m
 def test_imagenet_weights_come_from_the_hub_cache(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from torchvision.models import resnet18
-
     from ovbench.baselines.networks import imagenet_state
+    from torchvision.models import resnet18
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     torch.manual_seed(3)

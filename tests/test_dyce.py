@@ -6,12 +6,14 @@ import math
 import numpy as np
 import pytest
 import trimesh
+from conftest import SMALL_DYCE
+from ovbench.renderers import Camera, Renderer, SceneObject, look_at
 from PIL import Image
 from pycocotools import mask as mask_utils
+from test_assets import assert_convention, front_is_plus_x
+from test_pool import warnings, write_meshes
 
-from conftest import SMALL_DYCE
-from ovbench.dyce import Placed, _annotate, occlusion_graph, render_view
-from ovbench.renderers import Camera, Renderer, SceneObject, look_at
+from ovbench.dyce import DyceConfig, Placed, _annotate, _plan_splits, occlusion_graph, render_view, vehicle_mesh
 
 SIZE = 128
 YFOV = math.radians(40.0)
@@ -96,6 +98,35 @@ def test_dyce_invariants_recomputed(small_dyce, cli):
             orders = sorted(a["order"] for a in anns)
             assert orders == list(range(1, len(anns) + 1))
     assert not models["train"] & models["test"]
+
+
+@pytest.mark.parametrize("up,front", [("+y", "-z"), ("+z", "+x")])
+def test_file_vehicles_are_oriented_and_scaled_as_in_the_pool(tmp_path, cli, up, front):
+    meshes = write_meshes(tmp_path / "meshes", up, front)  # unit-sized: not metres
+    out = tmp_path / "set"
+    result = cli("generate", "dyce", "--vehicles", f"meshes:{meshes}", "--up", up, "--front", front,
+                 "--splits", "train=2,test=2", "--size", 64, "--objects", "2:3", "--workers", 1,
+                 "--quiet", "--out", out)
+    assert result.code == 0, result.err
+    assert warnings(result.err) == []
+    assert cli("validate", out).code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["config"]["up"], manifest["config"]["front"]) == (up, front)
+    splits, _ = _plan_splits(DyceConfig(vehicles=f"meshes:{meshes}", up=up, front=front))
+    for ref in [ref for split in splits for ref in split.vehicles]:
+        mesh = vehicle_mesh(ref)
+        assert_convention(mesh)
+        assert front_is_plus_x(mesh) and mesh.extents[0] == pytest.approx(4.5)  # a car's length
+
+
+def test_file_vehicles_with_wrong_axes_warn_once_per_model(tmp_path, cli):
+    meshes = write_meshes(tmp_path / "meshes", "+y", "-z")
+    result = cli("generate", "dyce", "--vehicles", f"meshes:{meshes}", "--splits", "train=4,test=4",
+                 "--size", 64, "--objects", "3:3", "--workers", 1, "--quiet", "--out", tmp_path / "set")
+    assert result.code == 0, result.err
+    lines = warnings(result.err)
+    assert [line.split(":")[2].strip() for line in lines] == ["a.obj", "b.obj"]
+    assert all("try --up +y --front +z (or --front -z)" in line for line in lines)
 
 
 def test_dyce_same_files_whatever_the_workers(small_dyce, tmp_path, cli):

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from ovbench.baselines import get_model
 from pycocotools import mask as mask_utils
 
-from ovbench.baselines import get_model
 from ovbench.errors import UserError
 from ovbench.perceptual import CAR_CLASSES, InceptionCarProbability, load_inception
 

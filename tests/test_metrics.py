@@ -9,8 +9,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from sklearn.metrics import jaccard_score, precision_recall_fscore_support
 
 from ovbench.errors import UserError
-from ovbench.metrics import (AppearanceMetrics, MaskMetrics, depth_layering,
-                             per_instance_mask_metrics, psnr, ssim)
+from ovbench.metrics import AppearanceMetrics, MaskMetrics, depth_layering, per_instance_mask_metrics, psnr, ssim
 
 
 def blobs(rng, n, size=48):

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_and_kill
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from conftest import run_and_kill
 from ovbench.composite import Cutout, feathered_alpha, plan_occlusion, standing_ratio
 from ovbench.harmonize import reinhard
 from ovbench.ovd_sources import coco_bases, dir_bases, frame_crop, square_crop

@@ -1,15 +1,20 @@
 """`ovbench generate pool`: geometry, file layout, determinism, resume, bad input."""
 
+import json
 import math
 
 import h5py
 import numpy as np
 import pytest
 import trimesh
-
-from conftest import box_with_nose, run_and_kill, run_subprocess
-from ovbench.pool import YFOV_DEGREES, SilhouettePool, View, render_silhouettes, view_grid
+from conftest import box_with_nose, posed_for, run_and_kill, run_subprocess
+from PIL import Image
 from test_assets import make_shapenet
+from test_renderer import double_sided_twin, open_tray
+
+from ovbench.assets.sources import ModelRef
+from ovbench.pool import YFOV_DEGREES, PoolConfig, SilhouettePool, View, plan_views, render_silhouettes, view_grid
+from ovbench.show import LABEL_WIDTH
 
 SMALL = ("--models", 3, "--views", 8, "--size", 64, "--quiet")
 
@@ -53,6 +58,18 @@ def test_silhouette_bbox_matches_projected_box_corners(azimuth, elevation):
     expected_rows = np.flatnonzero((pixels > v.min()) & (pixels < v.max()))
     np.testing.assert_array_equal(np.flatnonzero(mask.any(axis=0)), expected_cols)
     np.testing.assert_array_equal(np.flatnonzero(mask.any(axis=1)), expected_rows)
+
+
+def test_open_mesh_silhouettes_equal_its_double_sided_twins():
+    tray = open_tray()
+    views = plan_views(ModelRef("tray", "meshes"), float(np.linalg.norm(tray.extents) / 2),
+                       PoolConfig(views=80))
+    masks = render_silhouettes(tray, views, 96)
+    np.testing.assert_array_equal(masks, render_silhouettes(double_sided_twin(tray), views, 96))
+    # Seen from outside, the tray's outline is the closed box's: its inside fills the opening.
+    closed = trimesh.creation.box(extents=tray.extents)
+    closed.apply_translation((0, 0, tray.extents[2] / 2))
+    np.testing.assert_array_equal(masks, render_silhouettes(closed, views, 96))
 
 
 def test_pool_round_trip(cli, tmp_path):
@@ -145,13 +162,75 @@ def test_mesh_folder_skips_bad_meshes_and_counts_them(cli, tmp_path):
 
 def test_shapenet_pool(cli, tmp_path):
     root = make_shapenet(tmp_path / "ShapeNetCore.v2", 2)
+    (root / "02958343" / "textured" / "models").mkdir(parents=True)
+    (root / "02958343" / "textured" / "models" / "model_normalized.json").write_text("{}")
     out = tmp_path / "pool.h5"
     result = cli("generate", "pool", "--source", f"shapenet:{root}", "--synset", "car",
                  "--views", 4, "--size", 64, "--quiet", "--out", out)
     assert result.code == 0, result.err
-    data, _ = read_pool(out)
+    data, attrs = read_pool(out)
     assert set(data["source"]) == {b"shapenet:02958343"} and len(data["masks"]) == 12
     assert "empty00: empty model folder" in result.err
+    assert json.loads(attrs["skipped"]) == {
+        "empty00": "empty model folder",
+        "textured": "no model_normalized.obj (has: models/model_normalized.json)"}
+    assert attrs["models"] == 3 and "3 models" in result.out
+
+
+def write_meshes(folder, up: str, front: str, names=("a.obj", "b.obj")):
+    """box_with_nose models of a few lengths, unit-sized (so not in metres), in the given axes."""
+    folder.mkdir()
+    for k, name in enumerate(names):
+        mesh = box_with_nose(extents=(4.0 + k, 1.6, 1.2))
+        mesh.apply_scale(1.0 / mesh.extents.max())
+        posed_for(mesh, up, front).export(folder / name)
+    return folder
+
+
+def warnings(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("ovbench: warning:")]
+
+
+def test_axis_options_take_values_beginning_with_a_minus(cli, tmp_path):
+    meshes = write_meshes(tmp_path / "meshes", up="+y", front="-z")
+    result = cli("generate", "pool", "--source", f"meshes:{meshes}", "--up", "+y", "--front", "-z",
+                 "--views", 8, "--size", 64, "--quiet", "--out", tmp_path / "pool.h5")
+    assert result.code == 0, result.err
+    assert warnings(result.err) == []
+    config = json.loads(read_pool(tmp_path / "pool.h5")[1]["config"])
+    assert (config["up"], config["front"]) == ("+y", "-z")
+    bad = cli("generate", "pool", "--source", f"meshes:{meshes}", "--front", "-q", "--quiet",
+              "--out", tmp_path / "bad.h5")
+    assert bad.code == 2 and "bad axis '-q'" in bad.error_line()
+    assert not (tmp_path / "bad.h5").exists() and not (tmp_path / "bad.h5.parts").exists()
+
+
+def test_wrong_axes_warn_once_per_model_naming_the_fix(cli, tmp_path):
+    meshes = write_meshes(tmp_path / "meshes", up="+y", front="-z")
+    result = cli("generate", "pool", "--source", f"meshes:{meshes}", "--views", 8, "--size", 64,
+                 "--workers", 2, "--quiet", "--out", tmp_path / "pool.h5")
+    assert result.code == 0, result.err
+    lines = warnings(result.err)
+    assert [line.split(":")[2].strip() for line in lines] == ["a.obj", "b.obj"]
+    assert all("taller" in line and "try --up +y --front +z (or --front -z)" in line for line in lines)
+
+
+def test_show_draws_a_grid_of_views_per_model(small_pool, cli, tmp_path):
+    out = tmp_path / "sheet.png"
+    result = cli("show", small_pool, "-o", out, "--count", 3, "--seed", 1)
+    assert result.code == 0, result.err
+    sheet = np.asarray(Image.open(out).convert("L"))
+    with SilhouettePool(small_pool) as pool:
+        models = list(dict.fromkeys(pool.model_id))
+        chosen = sorted(np.random.default_rng(1).choice(len(models), 3, replace=False))
+        assert sheet.shape == (3 * 66, LABEL_WIDTH + 8 * 66)  # 8 views of 64 px, 2 px apart
+        for row, k in enumerate(chosen):
+            first = list(pool.model_id).index(models[k])
+            for column in range(8):  # a 64 px pool is drawn at its own size: tiles are the masks
+                tile = sheet[row * 66 + 1:row * 66 + 65, LABEL_WIDTH + column * 66:LABEL_WIDTH + column * 66 + 64]
+                assert np.array_equal(tile > 127, pool[first + column])
+    refused = cli("show", small_pool, "--split", "train", "-o", out)
+    assert refused.code == 2 and "no splits" in refused.error_line()
 
 
 @pytest.mark.parametrize("case", ["no-root", "no-models", "all-corrupt", "unwritable", "bad-views"])

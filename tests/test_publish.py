@@ -17,11 +17,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from PIL import Image
-from pycocotools import mask as mask_utils
-
 from conftest import run_subprocess
 from hub_servers import LoopbackHubStandIn, OlahMirror, SilentServer, free_port
+from PIL import Image
+from pycocotools import mask as mask_utils
 
 TOKEN = "hf_standin_0123456789abcdef"
 FILE_COLUMNS = {"ovd": {"image": "file_name", "appearance": "appearance"},
@@ -170,7 +169,8 @@ def test_read_path_over_http_through_a_hub_mirror(layout, small_ovd, small_pool,
         script = ("import datasets, hashlib, json\n"
                   "d = datasets.load_dataset('org/suite')\n"
                   "d = d.cast_column('image', datasets.Image(decode=False))\n"
-                  "print(json.dumps({s: [hashlib.sha256(r['image']['bytes']).hexdigest() for r in d[s]] for s in d}))\n")
+                  "print(json.dumps({s: [hashlib.sha256(r['image']['bytes']).hexdigest() for r in d[s]]"
+                  " for s in d}))\n")
         loaded = run_subprocess_python(script, env)
         for split in ("train", "test"):
             images = json.loads((small_ovd / split / "annotations.json").read_text())["images"]
@@ -180,7 +180,8 @@ def test_read_path_over_http_through_a_hub_mirror(layout, small_ovd, small_pool,
                                   "--out", tmp_path / "hub.json", "--quiet", env=env)
         assert over_hub.returncode == 0, over_hub.stderr
         pool_path = run_subprocess_python(
-            "import json; from ovbench.hub import resolve_pool; print(json.dumps(str(resolve_pool('hub:org/suite'))))", env)
+            "import json; from ovbench.hub import resolve_pool; "
+            "print(json.dumps(str(resolve_pool('hub:org/suite'))))", env)
         trained = run_subprocess("train", "--model", "seganv", "--preset", "tiny", "--max-steps", 1,
                                  "--data", "hub:org/suite/ovd", "--pool", "hub:org/suite",
                                  "--out", tmp_path / "run", "--quiet", env=env)
@@ -349,7 +350,8 @@ def test_bad_hub_specs(spec, expected, cli):
 
 
 def test_licence_defaults_to_other_when_third_party_sources_went_in():
-    from ovbench.hub import card, layout as hub_layout
+    from ovbench.hub import card
+    from ovbench.hub import layout as hub_layout
 
     def made_from(**config):
         return hub_layout.ConfigLayout(hub_layout.Source("ovd", Path("x")), None, {},

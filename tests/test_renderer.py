@@ -7,9 +7,8 @@ import sys
 import numpy as np
 import pytest
 import trimesh
-from scipy.ndimage import binary_erosion
-
 from ovbench.renderers import Camera, Renderer, SceneObject, look_at
+from scipy.ndimage import binary_erosion
 
 SIZE = 128
 YFOV = math.radians(35.0)
@@ -112,3 +111,55 @@ def test_many_renderers_share_one_context():
         assert small.solo(camera, 0)[0].shape == (32, 32)
         assert large.solo(camera, 0)[0].sum() == len(covered_pixels(SIZE / 2 - FOCAL / 10,
                                                                      SIZE / 2 + FOCAL / 10)) ** 2
+
+
+def open_tray(extents=(2.0, 1.0, 0.5)) -> trimesh.Trimesh:
+    """A box without its top, standing on z = 0: one-sided faces, normals pointing outward, so
+    its inner sides are back faces."""
+    box = trimesh.creation.box(extents=extents)
+    box.apply_translation((0, 0, extents[2] / 2))
+    tray = trimesh.Trimesh(box.vertices, box.faces[box.face_normals[:, 2] < 0.5], process=False)
+    tray.visual.face_colors = (200, 120, 40, 255)
+    return tray
+
+
+def double_sided_twin(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """The same surface with every face present a second time, reversed: whole under any culling."""
+    twin = trimesh.Trimesh(mesh.vertices, np.vstack([mesh.faces, mesh.faces[:, ::-1]]), process=False)
+    twin.visual.face_colors = np.vstack([mesh.visual.face_colors] * 2)
+    return twin
+
+
+def box_with_an_inside_out_block() -> trimesh.Trimesh:
+    """Closed, each piece wound consistently, but the block's normals point inward (as a flipped
+    wheel's do): from outside, its near faces are back faces."""
+    block = trimesh.creation.box(extents=(0.6, 0.6, 0.6))
+    block.invert()
+    block.apply_translation((1.4, 0.0, 0.3))
+    body = trimesh.creation.box(extents=(2.0, 1.0, 0.5))
+    body.apply_translation((0.0, 0.0, 0.25))
+    mesh = trimesh.util.concatenate([body, block])
+    mesh.visual.face_colors = (60, 160, 90, 255)
+    return mesh
+
+
+@pytest.mark.parametrize("eye", [(4.0, 3.0, 3.0), (-3.0, -5.0, 1.5), (0.3, 0.2, 6.0)])
+@pytest.mark.parametrize("build", [open_tray, box_with_an_inside_out_block])
+def test_one_sided_mesh_renders_like_its_double_sided_twin(renderer, build, eye):
+    # A block standing in (or beside) the mesh: the near walls hide part of it, the far wall of
+    # the tray is seen from inside.
+    block = trimesh.creation.box(extents=(0.4, 0.4, 0.8))
+    block.apply_translation((0.4, 0.0, 0.4))
+    camera = Camera(look_at(eye, (0.0, 0.0, 0.25)), yfov=YFOV)
+    passes = []
+    for mesh in (build(), double_sided_twin(build())):
+        renderer.set_scene([SceneObject(mesh), SceneObject(block)], background=(0.0, 0.0, 1.0))
+        ids, depth = renderer.instances(camera)
+        passes.append({"ids": ids, "depth": depth, "solo": renderer.solo(camera, 0),
+                       "rgb": renderer.rgb(camera), "rgb solo": renderer.rgb_solo(camera, 0)})
+    opened, twin = passes
+    assert (twin["ids"] == 1).sum() > 1000
+    for name in ("ids", "depth", "rgb", "rgb solo"):
+        assert np.array_equal(opened[name], twin[name]), name
+    for a, b in zip(opened["solo"], twin["solo"]):  # mask and own depth
+        assert np.array_equal(a, b)

@@ -135,5 +135,6 @@ def test_leaderboard_refuses_two_dataset_builds(small_ovd, tmp_path, cli):
     other.write_text(json.dumps(record))
     line = cli("leaderboard", "--dir", board).error_line()
     assert "convex-hull.json" in line and "visible.json" in line
-    assert "manifest ffffffffffff" in line and f"manifest {json.loads((board / 'ovd' / 'visible.json').read_text())['dataset']['manifest_sha256'][:12]}" in line
+    visible = json.loads((board / "ovd" / "visible.json").read_text())
+    assert "manifest ffffffffffff" in line and f"manifest {visible['dataset']['manifest_sha256'][:12]}" in line
     assert not (board / "ovd.md").exists()

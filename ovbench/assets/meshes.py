@@ -2,6 +2,7 @@
 
 Convention: metres, +Z up, front along +X, resting on z = 0, centred on the origin in x and y.
 Sources with other axes are turned by an `Orientation` (which of their axes is up, which is front).
+Every generator loads file meshes through `load_mesh`, so they all share one normalisation.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from ovbench.errors import MeshError, UserError
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 _AXES = {"x": 0, "y": 1, "z": 2}
+CAR_LENGTH = 4.5                 # metres: the size given to a mesh whose units are not metres
+VEHICLE_LENGTHS = (1.5, 30.0)    # metres: a longest side outside this range is in other units
 
 
 def _axis(spec: str) -> np.ndarray:
@@ -27,6 +30,12 @@ def _axis(spec: str) -> np.ndarray:
     vector = np.zeros(3)
     vector[_AXES[name]] = sign
     return vector
+
+
+def _axis_name(vector: np.ndarray) -> str:
+    """The inverse of `_axis`: "+x" … "-z" for a signed unit axis vector."""
+    k = int(np.argmax(np.abs(vector)))
+    return ("-" if vector[k] < 0 else "+") + "xyz"[k]
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,16 @@ class Orientation:
         matrix = np.eye(4)
         matrix[:3, :3] = np.stack([front, left, up])
         return matrix
+
+
+def orientation_option(up: str | None, front: str | None) -> Orientation | None:
+    """The orientation asked for by `--up`/`--front` (None when neither is given), checked now
+    rather than in a worker; the one not given keeps ovbench's own axis."""
+    if up is None and front is None:
+        return None
+    orientation = Orientation(up=up or "+z", front=front or "+x")
+    orientation.rotation()
+    return orientation
 
 
 NATIVE = Orientation()
@@ -75,11 +94,17 @@ def read_mesh(path: Path, with_materials: bool = True) -> trimesh.Trimesh:
 
 def to_convention(mesh: trimesh.Trimesh, orientation: Orientation = NATIVE,
                   length: float | None = None) -> trimesh.Trimesh:
-    """Rotate into +Z up / +X front, optionally scale to `length` metres along X, stand on z = 0."""
+    """Rotate into +Z up / +X front, scale, stand on z = 0 centred in x and y. `length` is the
+    longest side in metres; without it a mesh keeps its own units as metres when its longest side
+    is a vehicle's (1.5-30 m), and one in other units (unit-normalised, cm, mm) becomes 4.5 m long,
+    a car's length."""
     mesh = mesh.copy()
     mesh.apply_transform(orientation.rotation())
+    longest = float(mesh.extents.max())
+    if length is None and not VEHICLE_LENGTHS[0] <= longest <= VEHICLE_LENGTHS[1]:
+        length = CAR_LENGTH
     if length is not None:
-        mesh.apply_scale(length / np.ptp(mesh.vertices[:, 0]))
+        mesh.apply_scale(length / longest)
     lo, hi = mesh.bounds
     mesh.apply_translation((-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, -lo[2]))
     return mesh
@@ -90,6 +115,43 @@ def load_mesh(path: Path, orientation: Orientation | None = None, length: float 
     path = Path(path)
     mesh = read_mesh(path, with_materials=with_materials)
     return to_convention(mesh, orientation or default_orientation(path), length)
+
+
+def _upper_share(mesh: trimesh.Trimesh, up: np.ndarray) -> float:
+    """How much of the mesh lies above its mid-height along `up`: the mean of its vertices' share
+    (detailed parts such as wheels have many) and its surface's share (large panels)."""
+    heights = mesh.vertices @ up
+    middle = (heights.min() + heights.max()) / 2
+    above = mesh.triangles_center @ up > middle
+    return float(np.mean(heights > middle) + mesh.area_faces[above].sum() / mesh.area) / 2
+
+
+def _likely_axes(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
+    """Up and front of a vehicle in the convention's frame, guessed from its shape: front lies
+    along the longest side (+X kept when that is the longest), up is the signed axis across it
+    that leaves the least of the mesh in its upper half (body and wheels sit low)."""
+    longest = int(np.argmax(mesh.extents))
+    across = [sign * np.eye(3)[k] for k in range(3) if k != longest for sign in (1.0, -1.0)]
+    return min(across, key=lambda up: _upper_share(mesh, up)), np.eye(3)[longest]
+
+
+def orientation_doubt(mesh: trimesh.Trimesh, orientation: Orientation) -> str | None:
+    """Why a vehicle mesh in the convention looks wrongly turned, naming the `--up`/`--front`
+    that likely fix it; None when it looks upright (longest along X, its mass low)."""
+    length, width, height = mesh.extents
+    if max(width, height) > length:
+        side = "taller" if height >= width else "wider"
+        why = f"{side} ({max(width, height):.2f} m) than long ({length:.2f} m)"
+    elif _upper_share(mesh, np.array([0.0, 0.0, 1.0])) > 0.5:
+        why = "most of its mass (vertices and surface) lies in its upper half"
+    else:
+        return None
+    up, front = _likely_axes(mesh)
+    to_source = orientation.rotation()[:3, :3].T
+    fix = f"--up {_axis_name(to_source @ up)} --front {_axis_name(to_source @ front)}"
+    if front[0] == 0:  # the front moves to another axis, and which of its ends is the front is unknown
+        fix += f" (or --front {_axis_name(-to_source @ front)})"
+    return f"{why} with --up {orientation.up} --front {orientation.front}: wrong axes likely; try {fix}"
 
 
 def find_meshes(folder: Path) -> list[Path]:

@@ -19,9 +19,19 @@ V2 = Orientation(up="+y", front="-z")
 V1_FILE = "model.obj"
 V2_FILE = "models/model_normalized.obj"
 
-# Used when the root has no taxonomy.json; names as ShapeNetCore spells them.
-KNOWN_SYNSETS = {"car": "02958343", "bus": "02924116", "motorcycle": "03790512",
-                 "bicycle": "02834778", "pickup": "02958343", "truck": "04490091"}
+# Used when the root has no taxonomy.json: ShapeNetCore's vehicle synsets named as its
+# taxonomy.json names them, then WordNet ids some roots use and a name of ovbench's own.
+BUILTIN_TAXONOMY = [
+    {"synsetId": "02958343", "name": "car,auto,automobile,machine,motorcar"},
+    {"synsetId": "02924116", "name": "bus,autobus,coach,charabanc,double-decker,jitney,motorbus,"
+                                     "motorcoach,omnibus,passenger vehi"},
+    {"synsetId": "03790512", "name": "motorcycle,bike"},
+    {"synsetId": "04468005", "name": "train,railroad train"},
+    {"synsetId": "02834778", "name": "bicycle,bike,wheel,cycle"},
+    {"synsetId": "04490091", "name": "truck,motortruck"},
+    {"synsetId": "02958343", "name": "pickup"},  # ShapeNetCore keeps pickups among its cars
+]
+LISTED_FILES = 4  # files named in a skip reason
 # Rough real lengths (m) used to bring normalised models to metres.
 TYPICAL_LENGTH = {"02958343": 4.5, "02924116": 11.0, "03790512": 2.1, "02834778": 1.8,
                   "04490091": 7.0}
@@ -35,15 +45,20 @@ class ShapeNetModel:
     length: float
 
 
-def _taxonomy_names(root: Path) -> dict[str, str]:
-    """Lower-case name → synset id from taxonomy.json (every comma-separated name of an entry)."""
+def _taxonomy(root: Path) -> list[dict]:
+    """The root's taxonomy.json entries, or the built-in table when it has none."""
     path = root / "taxonomy.json"
     if not path.is_file():
-        return dict(KNOWN_SYNSETS)
+        return BUILTIN_TAXONOMY
     try:
-        entries = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from exc
+
+
+def _taxonomy_names(root: Path) -> dict[str, str]:
+    """Lower-case name → synset id (every comma-separated name of an entry; the first entry wins)."""
+    entries = _taxonomy(root)
     names = {}
     for entry in entries:
         for name in str(entry.get("name", "")).split(","):
@@ -60,7 +75,9 @@ def resolve_synset(root: Path, synset: str) -> str:
     if key not in names:
         close = sorted(n for n in names if key in n)[:8]
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UserError(f"synset name {synset!r} not in {root}/taxonomy.json{hint}")
+        table = (f"{root}/taxonomy.json" if (root / "taxonomy.json").is_file()
+                 else f"the built-in synset names ({root} has no taxonomy.json)")
+        raise UserError(f"synset name {synset!r} not in {table}{hint}")
     return names[key]
 
 
@@ -75,8 +92,18 @@ def _model_file(folder: Path) -> tuple[Path, Orientation] | None:
     return None
 
 
-def list_models(root: Path, synset: str = "car") -> tuple[list[ShapeNetModel], list[str]]:
-    """The synset's models, sorted by id, and the ids of empty model folders that were skipped."""
+def _skip_reason(folder: Path) -> str:
+    """Why a model folder without an OBJ is skipped: what is missing, and what it holds instead."""
+    held = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    if not held:
+        return "empty model folder"
+    missing = Path(V2_FILE).name if (folder / "models").is_dir() else V1_FILE
+    more = f", … {len(held) - LISTED_FILES} more" if len(held) > LISTED_FILES else ""
+    return f"no {missing} (has: {', '.join(held[:LISTED_FILES])}{more})"
+
+
+def list_models(root: Path, synset: str = "car") -> tuple[list[ShapeNetModel], dict[str, str]]:
+    """The synset's models, sorted by id, and {id: reason} for the model folders skipped."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"ShapeNet root not found: {root} (expected ShapeNetCore v1 or v2 there)")
@@ -85,14 +112,14 @@ def list_models(root: Path, synset: str = "car") -> tuple[list[ShapeNetModel], l
     if not folder.is_dir():
         raise UserError(f"synset {synset_id} ({synset}) not found under {root}")
     length = TYPICAL_LENGTH.get(synset_id, 4.5)
-    models, empty = [], []
+    models, skipped = [], {}
     for model_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         found = _model_file(model_dir)
         if found is None:
-            empty.append(model_dir.name)
+            skipped[model_dir.name] = _skip_reason(model_dir)
             continue
         models.append(ShapeNetModel(model_dir.name, found[0], found[1], length))
     if not models:
         raise UserError(f"synset {synset_id} under {root} has no models "
-                        f"({len(empty)} empty model folders)")
-    return models, empty
+                        f"({len(skipped)} model folders without an OBJ)")
+    return models, skipped

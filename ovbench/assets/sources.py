@@ -1,7 +1,13 @@
-"""Vehicle sources behind `--source procedural|shapenet:ROOT|meshes:DIR`, as picklable model refs."""
+"""Vehicle sources behind `--source procedural|shapenet:ROOT|meshes:DIR`, as picklable model refs.
+
+Every generator lists its vehicles with `list_source` and loads them with `load_model`, so file
+meshes are oriented and scaled the same way everywhere; `orientation_doubts` are the warnings
+for file meshes that look wrongly turned.
+"""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +17,7 @@ from ovbench.errors import UserError
 from ovbench.seeding import rng_for
 
 from . import shapenet
-from .meshes import Orientation, find_meshes, load_mesh
+from .meshes import Orientation, default_orientation, find_meshes, load_mesh, orientation_doubt
 from .procedural import VEHICLE_TYPES, build_vehicle
 
 
@@ -30,7 +36,7 @@ class ModelRef:
 @dataclass(frozen=True)
 class SourceListing:
     models: list[ModelRef]
-    skipped: list[str]                # model ids skipped while listing (empty folders)
+    skipped: dict[str, str]           # model id → why it was skipped while listing
     description: str                  # what was used, without absolute paths
 
 
@@ -51,19 +57,19 @@ def list_source(spec: str, models: int | None, seed: int, synset: str = "car",
         count = 401 if models is None else models
         refs = [ModelRef(f"{VEHICLE_TYPES[i % len(VEHICLE_TYPES)]}-{i:04d}", "procedural", seed=seed)
                 for i in range(count)]
-        return SourceListing(refs, [], f"procedural vehicles ({', '.join(VEHICLE_TYPES)})")
+        return SourceListing(refs, {}, f"procedural vehicles ({', '.join(VEHICLE_TYPES)})")
     if kind == "shapenet" and location:
-        found, empty = shapenet.list_models(Path(location), synset)
+        found, skipped = shapenet.list_models(Path(location), synset)
         synset_id = shapenet.resolve_synset(Path(location), synset)
         refs = [ModelRef(m.model_id, f"shapenet:{synset_id}", str(m.path),
                          orientation or m.orientation, m.length) for m in found]
-        return SourceListing(_choose(refs, models, seed), empty,
+        return SourceListing(_choose(refs, models, seed), skipped,
                              f"ShapeNetCore synset {synset_id} ({len(found)} models)")
     if kind == "meshes" and location:
         folder = Path(location)
-        refs = [ModelRef(p.relative_to(folder).as_posix(), "meshes", str(p), orientation)
-                for p in find_meshes(folder)]
-        return SourceListing(_choose(refs, models, seed), [],
+        refs = [ModelRef(p.relative_to(folder).as_posix(), "meshes", str(p),
+                         orientation or default_orientation(p)) for p in find_meshes(folder)]
+        return SourceListing(_choose(refs, models, seed), {},
                              f"mesh folder {folder.name} ({len(refs)} files)")
     raise UserError(f"bad source {spec!r}: use procedural, shapenet:ROOT or meshes:DIR")
 
@@ -75,3 +81,16 @@ def load_model(ref: ModelRef, with_materials: bool = True) -> trimesh.Trimesh:
         kind = VEHICLE_TYPES[index % len(VEHICLE_TYPES)]
         return build_vehicle(kind, rng_for(ref.seed, "vehicle", index))
     return load_mesh(Path(ref.path), ref.orientation, ref.length, with_materials=with_materials)
+
+
+def orientation_doubts(ref: ModelRef, mesh: trimesh.Trimesh) -> dict[str, str]:
+    """{model id: why it looks wrongly turned} for a file mesh that does; {} otherwise (procedural
+    vehicles are built upright)."""
+    doubt = orientation_doubt(mesh, ref.orientation) if ref.path else None
+    return {ref.model_id: doubt} if doubt else {}
+
+
+def warn_orientation_doubts(doubts: dict[str, str]) -> None:
+    """One stderr line per doubtful model, after the progress bar."""
+    for model_id, doubt in sorted(doubts.items()):
+        print(f"ovbench: warning: {model_id}: {doubt}", file=sys.stderr)

@@ -151,7 +151,8 @@ def render(layouts, repo_id: str, license_id: str) -> str:
           "under those sources' terms.")
     body = [
         f"# {name}", "",
-        f"Synthetic amodal-perception data made with ovbench {__version__}: what lies behind every occluder is known to the pixel. Masks follow "
+        f"Synthetic amodal-perception data made with ovbench {__version__}: what lies behind every "
+        "occluder is known to the pixel. Masks follow "
         "COCO conventions (RLE with string counts); `occlude_rate` is the hidden share of the amodal "
         "mask. Configurations:", "",
         *[f"- `{layout.source.config}`{' (default)' if i == 0 else ''}: "

@@ -11,8 +11,12 @@ import os
 
 import httpx2
 from huggingface_hub import HfApi, constants, get_token
-from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
-                                    RepositoryNotFoundError)
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+)
 from huggingface_hub.utils import get_session
 
 from ovbench.errors import UserError

@@ -18,8 +18,8 @@ import h5py
 import httpx2
 import numpy as np
 import pyarrow.parquet as pq
-from tqdm import tqdm
 from huggingface_hub import DatasetCard, HfApi, is_offline_mode, snapshot_download
+from tqdm import tqdm
 
 from ovbench import dataset
 from ovbench.errors import UserError
@@ -120,7 +120,7 @@ def _check_files(root: Path, manifest: dict) -> None:
 
 
 def _rebuild_pool(snapshot: Path, config: str, path: Path, bar: tqdm) -> None:
-    from ovbench.pool import PoolWriter
+    from ovbench.poolfile import PoolWriter
 
     attributes = json.loads((snapshot / config / layout.POOL_ATTRIBUTES).read_text())
     with h5py.File(path, "w", track_order=True) as h5:

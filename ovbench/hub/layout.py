@@ -213,7 +213,7 @@ def _write_dataset(source: Source, root: Path, max_bytes: int, bar: tqdm) -> Con
 
 
 def _write_pool(source: Source, root: Path, max_bytes: int, bar: tqdm) -> ConfigLayout:
-    from ovbench.pool import SilhouettePool
+    from ovbench.poolfile import SilhouettePool
 
     folder = root / source.config
     features = source.features()
@@ -235,7 +235,7 @@ def _write_pool(source: Source, root: Path, max_bytes: int, bar: tqdm) -> Config
 
 
 def count_rows(sources: list[Source]) -> int:
-    from ovbench.pool import SilhouettePool
+    from ovbench.poolfile import SilhouettePool
 
     total = 0
     for source in sources:

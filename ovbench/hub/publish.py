@@ -58,7 +58,7 @@ def parse_shard_size(text: str) -> int:
 
 def check_sources(sources: list[layout.Source], progress: bool = True) -> None:
     """Refuse folders that fail `ovbench validate` and pool files that do not open."""
-    from ovbench.pool import SilhouettePool
+    from ovbench.poolfile import SilhouettePool
     from ovbench.validate import validate
 
     for source in sources:

@@ -86,7 +86,8 @@ def _table(kind: str, entries: list[tuple[Path, dict]]) -> list[str]:
                _fmt(appearance.get("l1")), _fmt(appearance.get("l2")),
                _fmt(appearance.get("psnr"), 2), _fmt(appearance.get("ssim")),
                _fmt(_metric(result, "icp", "icp")), _fmt(_metric(result, "ss", "ss")),
-               _fmt(_metric(result, "depth_layering", "accuracy")), str(result.get("pretrained", "–"))]
+               _fmt(_metric(result, "depth_layering", "accuracy")),
+               _initialisation(str(result.get("pretrained", "–")))]
         lines.append("| " + " | ".join(row) + " |")
     note, rows = REFERENCE_ROWS.get(kind, ("", []))
     if rows and kind == "ovd":

@@ -523,3 +523,19 @@ def test_dir_bases_labelled_in_the_output(tmp_path, cli):
         names = {c["id"]: c["name"] for c in data["categories"]}
         labels.update({a["model_id"]: names[a["category_id"]] for a in data["annotations"]})
     assert labels == {"dir-bus_1": "bus", "dir-truck_2": "truck", "dir-car_3": "car", "dir-car_4": "car"}
+
+
+def test_readme_figure_script_runs_on_the_shared_sample(tmp_path):
+    """docs/make_ovd_real_photo.py, which the README names, on ../shared's sample photos."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "docs" / "make_ovd_real_photo.py"
+    sample = script.parents[2] / "shared" / "data" / "cocoa-sample"
+    if not sample.is_dir():
+        pytest.skip("no ../shared/data/cocoa-sample beside this checkout")
+    out = tmp_path / "figure.png"
+    result = subprocess.run([sys.executable, str(script), str(sample), "-o", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert Image.open(out).size[0] > 0

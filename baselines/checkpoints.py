@@ -20,8 +20,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ovbench import __version__
-from ovbench.errors import UserError
-from ovbench.fileio import atomic_path, write_json
+from ovbench.errors import InputError
+from ovbench.formats.fileio import atomic_path, write_json
 
 KEEP_CHECKPOINTS = 2
 
@@ -93,14 +93,14 @@ def find_checkpoint(path: Path) -> Path:
     if path.is_dir():
         steps = steps_saved(path)
         if not steps:
-            raise UserError(f"no checkpoint in {path}")
+            raise InputError(f"no checkpoint in {path}")
         return path / f"checkpoint-{steps[-1]}.json"
     if path.suffix == ".safetensors" and path.stem.startswith("model-"):
         path = path.with_name(f"checkpoint-{path.stem.split('-', 1)[1]}.json")
     if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
+        raise InputError(f"checkpoint not found: {path}")
     if path.suffix != ".json":
-        raise UserError(f"{path} is not a checkpoint: give a run folder, checkpoint-S.json or "
+        raise InputError(f"{path} is not a checkpoint: give a run folder, checkpoint-S.json or "
                         "model-S.safetensors")
     return path
 
@@ -110,9 +110,9 @@ def read_record(path: Path) -> dict:
     try:
         record = json.loads(Path(path).read_text())
     except (UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"{path} is not a checkpoint record ({type(exc).__name__})") from exc
+        raise InputError(f"{path} is not a checkpoint record ({type(exc).__name__})") from exc
     if not isinstance(record, dict) or not {"model", "config", "step"} <= record.keys():
-        raise UserError(f"{path} is not a checkpoint record (no model, config and step)")
+        raise InputError(f"{path} is not a checkpoint record (no model, config and step)")
     return record
 
 
@@ -122,19 +122,19 @@ def load_model_checkpoint(factory, checkpoint: Path, device: str, pool=None,
     record_path = find_checkpoint(checkpoint)
     record = read_record(record_path)
     if record.get("model") != factory.name:
-        raise UserError(f"{record_path} is a checkpoint of {record.get('model')!r}, not {factory.name!r}")
+        raise InputError(f"{record_path} is a checkpoint of {record.get('model')!r}, not {factory.name!r}")
     config = {**record["config"], **(overrides or {})}
     model = factory(config, pool=pool, device=device)
     weights_path = record_path.with_name(f"model-{record['step']}.safetensors")
     try:
         weights = load_file(str(weights_path))
     except (OSError, SafetensorError) as exc:
-        raise UserError(f"{weights_path}: cannot read the checkpoint's weights ({exc})") from exc
+        raise InputError(f"{weights_path}: cannot read the checkpoint's weights ({exc})") from exc
     try:
         model.nets.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise UserError(f"{record_path.name} does not fit {factory.name} as configured ({first})") from exc
+        raise InputError(f"{record_path.name} does not fit {factory.name} as configured ({first})") from exc
     model.pretrained_note = record.get("pretrained", "unknown")
     model.checkpoint_path = weights_path
     return model.to(device), record
@@ -148,11 +148,11 @@ def checkpoint_status(cls, runs: Path = Path("runs")) -> str:
 def load_for_evaluation(cls, checkpoint=None, pool=None, device="cpu", overrides: dict | None = None,
                         runs: Path = Path("runs")):
     """A trained model: the newest checkpoint under runs/NAME, or --checkpoint; when there is
-    none, a UserError that says how to train it."""
+    none, a InputError that says how to train it."""
     path = Path(checkpoint) if checkpoint else runs / cls.name
     if checkpoint is None and not (path.is_dir() and steps_saved(path)):
         pool_hint = " --pool ovbench-data/pool.h5" if cls.needs_pool else ""
-        raise UserError(f"{cls.name} is not trained yet (no checkpoint under {path}); train it with: "
+        raise InputError(f"{cls.name} is not trained yet (no checkpoint under {path}); train it with: "
                         f"ovbench train --model {cls.name} --data ovbench-data/ovd{pool_hint} --preset tiny")
     from .training import open_pool
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from skimage.morphology import convex_hull_image
 
-from ovbench.protocol import Batch, Prediction
+from ovbench.evaluation.protocol import Batch, Prediction
 
 from .registry import Reference, register
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ovbench.protocol import Batch, Prediction
+from ovbench.evaluation.protocol import Batch, Prediction
 
 from .registry import ModelOption, option_values
 

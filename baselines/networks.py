@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ovbench.errors import UserError
+from ovbench.errors import InputError
 
 
 def init_normal(module: nn.Module, std: float = 0.02) -> nn.Module:
@@ -82,7 +82,7 @@ class UnetGenerator(nn.Module):
 def unet_downs(size: int) -> int:
     """Levels for a square input: 8 at 256², fewer for small inputs (the innermost is 1×1)."""
     if size & (size - 1) or size < 32:
-        raise UserError(f"U-Net models need a power-of-two size ≥ 32, got {size}")
+        raise InputError(f"U-Net models need a power-of-two size ≥ 32, got {size}")
     return min(8, int(math.log2(size)))
 
 
@@ -185,7 +185,7 @@ def imagenet_state(pretrained: str | Path | None, weights, label: str) -> tuple[
     if pretrained != "imagenet":
         path = Path(pretrained)
         if not path.is_file():
-            raise UserError(f"pretrained weights file not found: {path}")
+            raise InputError(f"pretrained weights file not found: {path}")
         return torch.load(path, map_location="cpu", weights_only=True), f"ImageNet {label} ({path.name})"
     file_name = weights.url.rsplit("/", 1)[-1]
     previous = socket.getdefaulttimeout()

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ovbench.errors import UserError
-from ovbench.protocol import Batch, Prediction
+from ovbench.errors import InputError
+from ovbench.evaluation.protocol import Batch, Prediction
 
 from .registry import Reference, register
 
@@ -36,10 +36,10 @@ class PoolNearestReference(Reference):
 
     def __init__(self, pool: str | Path | None = None, device: str = "cpu", seed: int = 0):
         super().__init__(pool, device)
-        from ovbench.poolfile import SilhouettePool
+        from ovbench.formats.poolfile import SilhouettePool
 
         if pool is None:
-            raise UserError("pool-nn needs a silhouette pool: pass --pool FILE.h5 "
+            raise InputError("pool-nn needs a silhouette pool: pass --pool FILE.h5 "
                             "(make one with `ovbench generate pool`)")
         with SilhouettePool(Path(pool), in_memory=True) as silhouettes:
             count = len(silhouettes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ovbench.errors import UserError
+from ovbench.errors import InputError
 
 _MODELS: dict[str, type] = {}
 _ALIASES: dict[str, str] = {}
@@ -39,10 +39,10 @@ def option_values(cls, given: dict | None, evaluation: bool = False) -> dict:
     for name, value in (given or {}).items():
         option = declared.get(name)
         if option is None:
-            raise UserError(f"{cls.name} has no option {name!r}"
+            raise InputError(f"{cls.name} has no option {name!r}"
                             + (f" (its options: {', '.join(declared)})" if declared else ""))
         if option.choices and value not in option.choices:
-            raise UserError(f"{cls.name} option {name} must be one of "
+            raise InputError(f"{cls.name} option {name} must be one of "
                             f"{', '.join(map(str, option.choices))}, got {value!r}")
         values[name] = value
     return values
@@ -60,7 +60,7 @@ class Reference:
     @classmethod
     def build(cls, checkpoint=None, pool=None, device: str = "cpu", options: dict | None = None):
         if checkpoint is not None:
-            raise UserError(f"{cls.name} is not a learned model: it takes no checkpoint")
+            raise InputError(f"{cls.name} is not a learned model: it takes no checkpoint")
         option_values(cls, options, evaluation=True)
         return cls(pool=pool, device=device)
 
@@ -91,7 +91,7 @@ def get_model(name: str):
     key = _ALIASES.get(name, name)
     if key not in _MODELS:
         known = ", ".join(available_models()) or "none yet"
-        raise UserError(f"unknown model {name!r}; registered models: {known}")
+        raise InputError(f"unknown model {name!r}; registered models: {known}")
     return _MODELS[key]
 
 

@@ -21,8 +21,8 @@ import torch.nn as nn
 from safetensors.torch import load_file
 from tqdm import tqdm
 
-from ovbench.errors import UserError
-from ovbench.fileio import atomic_path, write_json
+from ovbench.errors import InputError
+from ovbench.formats.fileio import atomic_path, write_json
 from ovbench.training_settings import TrainSettings
 
 from .checkpoints import load_model_checkpoint, restore_optimizer, save_checkpoint, steps_saved
@@ -88,7 +88,7 @@ def _device(settings: TrainSettings, world: int) -> str:
     if not settings.device.startswith("cuda"):
         return settings.device
     if not torch.cuda.is_available():
-        raise UserError("device cuda asked for, but torch sees no CUDA device")
+        raise InputError("device cuda asked for, but torch sees no CUDA device")
     if world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         torch.cuda.set_device(device)
@@ -137,22 +137,22 @@ def _to_device(items: dict, device: torch.device) -> dict:
 def _check_finite(losses: dict, step: int, last_good: int, run: Path) -> None:
     bad = [k for k, v in losses.items() if not math.isfinite(v)]
     if bad:
-        raise UserError(
+        raise InputError(
             f"loss {', '.join(bad)} became non-finite at step {step}; stopped. The last good "
-            f"checkpoint (step {last_good}) is kept in {run}: resume with --resume, perhaps with a "
-            "lower --lr")
+            f"checkpoint (step {last_good}) is kept in {run}: resume with `resume`, perhaps with a "
+            "lower `lr`")
 
 
 def train(factory, settings: TrainSettings, progress: bool = True) -> dict:
     """Train `factory`'s model per `settings`; returns a summary. Resumes when asked."""
-    from ovbench.data import AmodalSplit
+    from ovbench.formats.reader import AmodalSplit
     from ovbench.hub import resolve_data, resolve_pool
 
     rank, world = _distributed()
     device = _device(settings, world)
     run = Path(settings.out)
     if steps_saved(run) and not settings.resume:
-        raise UserError(f"{run} already holds a run; pass --resume to continue it, or choose --out")
+        raise InputError(f"{run} already holds a run; pass `resume` to continue it, or choose `out`")
     run.mkdir(parents=True, exist_ok=True)
 
     split = AmodalSplit(resolve_data(settings.data, progress), settings.split, size=settings.size,
@@ -222,11 +222,11 @@ def train(factory, settings: TrainSettings, progress: bool = True) -> dict:
 
 
 def open_pool(path, model_name: str):
-    from ovbench.poolfile import SilhouettePool
+    from ovbench.formats.poolfile import SilhouettePool
 
     if not path:
-        raise UserError(f"{model_name} needs the silhouette pool: pass --pool FILE.h5 "
+        raise InputError(f"{model_name} needs the silhouette pool: pass --pool FILE.h5 "
                         "(make one with `ovbench generate pool`)")
     if not Path(path).is_file():
-        raise UserError(f"silhouette pool not found: {path} (make one with `ovbench generate pool`)")
+        raise InputError(f"silhouette pool not found: {path} (make one with `ovbench generate pool`)")
     return SilhouettePool(Path(path), in_memory=True)

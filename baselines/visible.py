@@ -1,7 +1,7 @@
 """`visible`: the input's visible mask as the amodal prediction, the input image as the appearance.
 The floor every model must beat: it scores recall = 1 − occlusion and perfect precision."""
 
-from ovbench.protocol import Batch, Prediction
+from ovbench.evaluation.protocol import Batch, Prediction
 
 from .registry import Reference, register
 

@@ -12,7 +12,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from ovbench.dyce import DyceConfig, generate_dyce
+from ovbench.generate.dyce import DyceConfig, generate_dyce
 
 
 def main() -> None:

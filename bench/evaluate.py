@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from sklearn.metrics import jaccard_score, precision_recall_fscore_support, recall_score
 
-from ovbench.metrics import MaskMetrics
+from ovbench.evaluation.metrics import MaskMetrics
 
 
 def masks(rng, n, size):

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ovbench.dataset import PNG_LEVEL
-from ovbench.ovd import OvdConfig, _bank_dir, generate_ovd, load_bank, make_composite
-from ovbench.ovd_sources import list_bases, make_base
+from ovbench.formats.dataset import PNG_LEVEL
+from ovbench.generate.ovd.generate import OvdConfig, _bank_dir, generate_ovd, load_bank, make_composite
+from ovbench.generate.ovd.sources import list_bases, make_base
 
 
 def encode_png(array: np.ndarray) -> None:
@@ -78,7 +78,7 @@ def main() -> None:
               f"generating costs {png_rate / rates[1]:.2f}× the bare encoding (1 worker)")
         # Keep one bank: build a throwaway set whose .parts survive (interrupting before finish
         # is not needed: the bank is rebuilt from the same seed into a fresh folder).
-        from ovbench.ovd import _build_bank, _list_occluders
+        from ovbench.generate.ovd.generate import _build_bank, _list_occluders
         bank_root = Path(tmp) / "bank"
         _build_bank(config, _list_occluders(config), bank_root, 1, False)
         stage, png, _ = compositing_stage(config, bank_root)

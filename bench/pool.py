@@ -26,7 +26,8 @@ from PIL import Image
 
 from ovbench.assets.procedural import VEHICLE_TYPES, build_vehicle
 from ovbench.assets.sources import list_source, load_model
-from ovbench.pool import PoolConfig, SilhouettePool, camera_for, generate_pool, plan_views
+from ovbench.formats.poolfile import SilhouettePool
+from ovbench.generate.pool import PoolConfig, camera_for, generate_pool, plan_views
 from ovbench.seeding import rng_for
 
 
@@ -74,7 +75,7 @@ def blender_compare(python: str, config: PoolConfig, work: Path, pyrender_rate: 
     renders = sum(len(item["poses"]) for item in items)
     rate, loop_rate = renders / wall, renders / json.loads(run.stdout.strip().splitlines()[-1])["seconds"]
     # Same views from pyrender for the mask comparison.
-    from ovbench.pool import render_silhouettes
+    from ovbench.generate.pool import render_silhouettes
     differing, total = 0, 0
     for i, (mesh, ref) in enumerate(zip(meshes, listing.models)):
         views = plan_views(ref, float(np.linalg.norm(mesh.extents) / 2), config)

@@ -24,9 +24,9 @@ import datasets
 from tqdm import tqdm
 
 from ovbench.cli import main as ovbench
+from ovbench.formats.validate import validate
 from ovbench.hub import fetch, layout, schema
 from ovbench.hub.publish import parse_shard_size, publish
-from ovbench.validate import validate
 
 
 def folder_bytes(root: Path) -> int:

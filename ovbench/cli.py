@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
 from ovbench import __version__
-from ovbench.errors import UserError
-from ovbench.reproduce import STUDIES
+from ovbench.errors import InputError
+from ovbench.evaluation.reproduce import STUDIES
 
 DEFAULT_DATA = Path("ovbench-data")
 # `ovbench generate` with no stage: demo-size data, fully offline.
@@ -276,7 +277,7 @@ def _registered(name: str | None):
 
     try:
         return get_model(name)
-    except UserError:
+    except InputError:
         return None
 
 
@@ -304,7 +305,7 @@ def _print_dataset_summary(summary) -> None:
 
 
 def _ovd_config(args, **overrides):
-    from ovbench.ovd import OvdConfig, parse_range, parse_splits
+    from ovbench.generate.ovd.generate import OvdConfig, parse_range, parse_splits
 
     fields = dict(
         base=args.base, base_categories=tuple(_names(args.base_categories)),
@@ -320,12 +321,12 @@ def _ovd_config(args, **overrides):
 
 
 def _dyce_config(args):
-    from ovbench.dyce import DyceConfig
-    from ovbench.ovd import parse_splits
+    from ovbench.generate.dyce import DyceConfig
+    from ovbench.generate.ovd.generate import parse_splits
 
     low, _, high = args.objects.partition(":")
     if not (low.isdigit() and high.isdigit()):
-        raise UserError(f"bad --objects {args.objects!r}: use MIN:MAX, e.g. 3:6")
+        raise InputError(f"bad --objects {args.objects!r}: use MIN:MAX, e.g. 3:6")
     return DyceConfig(vehicles=args.vehicles, models=args.models, objects=(int(low), int(high)),
                       views_per_scene=args.views_per_scene, splits=parse_splits(args.splits),
                       size=args.size, seed=args.seed, min_visible=args.min_visible,
@@ -337,12 +338,12 @@ def _names(text: str) -> list[str]:
 
 
 def _generate(args) -> None:
-    from ovbench.dyce import generate_dyce
-    from ovbench.ovd import generate_ovd
-    from ovbench.pool import PoolConfig, generate_pool
+    from ovbench.generate.dyce import generate_dyce
+    from ovbench.generate.ovd.generate import generate_ovd
+    from ovbench.generate.pool import PoolConfig, generate_pool
 
     if args.workers < 1:
-        raise UserError(f"--workers must be at least 1, got {args.workers}")
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
     if args.stage == "dyce":
         _print_dataset_summary(generate_dyce(_dyce_config(args), args.out, args.workers, args.resume,
                                              progress=not args.quiet))
@@ -366,7 +367,7 @@ def _generate(args) -> None:
     ovd = _ovd_config(None, seed=args.seed, **DEMO_OVD)
     _print_dataset_summary(generate_ovd(ovd, args.out / "ovd", args.workers, resume=True,
                                         progress=not args.quiet))
-    from ovbench.dyce import DyceConfig
+    from ovbench.generate.dyce import DyceConfig
 
     _print_dataset_summary(generate_dyce(DyceConfig(seed=args.seed), args.out / "dyce", args.workers,
                                          resume=True, progress=not args.quiet))
@@ -391,11 +392,11 @@ def _device(args) -> str:
 
 
 def _evaluate(args) -> None:
-    from ovbench.evaluate import default_output, evaluate
-    from ovbench.fileio import write_json
+    from ovbench.evaluation.evaluator import default_output, evaluate
+    from ovbench.formats.fileio import write_json
 
     if (args.model is None) == (args.predictions is None):
-        raise UserError("give exactly one of --model NAME or --predictions DIR")
+        raise InputError("give exactly one of --model NAME or --predictions DIR")
     options = _model_options(args, _registered(args.model)) if args.model and _registered(args.model) else {}
     result = evaluate(args.model, args.data, args.split, args.checkpoint, options, args.batch_size,
                       _device(args), args.pool, args.predictions, args.icp_weights, args.ss_weights,
@@ -423,7 +424,7 @@ def _train(args) -> None:
 
     factory = get_model(args.model)
     if not factory.learned:
-        raise UserError(f"{factory.name} is a non-learned reference: it needs no training")
+        raise InputError(f"{factory.name} is a non-learned reference: it needs no training")
     settings = TrainSettings.with_preset(
         args.preset, model=factory.name, data=str(args.data), split=args.split,
         pool=str(args.pool) if args.pool else None, epochs=args.epochs, batch_size=args.batch_size,
@@ -439,10 +440,10 @@ def _train(args) -> None:
 
 
 def _reproduce(args) -> None:
-    from ovbench.reproduce import Budget, reproduce
+    from ovbench.evaluation.reproduce import Budget, reproduce
 
     if args.seeds < 1:
-        raise UserError(f"--seeds must be at least 1, got {args.seeds}")
+        raise InputError(f"--seeds must be at least 1, got {args.seeds}")
     out = args.out or Path("leaderboards") / (args.table + ("-tiny" if args.preset == "tiny" else ""))
     budget = Budget(preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, size=args.size,
                     device=_device(args), pretrained=_pretrained(args), validation=args.validation)
@@ -464,14 +465,14 @@ def _publish(args) -> None:
 
 
 def _leaderboard(args) -> None:
-    from ovbench.leaderboard import rebuild
+    from ovbench.evaluation.leaderboard import rebuild
 
     for path in rebuild(args.dir):
         print(f"leaderboard → {path}")
 
 
 def _validate(args) -> None:
-    from ovbench.validate import validate
+    from ovbench.formats.validate import validate
 
     report = validate(args.dir)
     if report.count:
@@ -483,19 +484,19 @@ def _validate(args) -> None:
     print(f"{args.dir}: valid")
 
 
-class ValidationFailed(UserError):
+class ValidationFailed(InputError):
     exit_code = 1
 
 
 def _show(args) -> None:
-    from ovbench.show import sheet
+    from ovbench.formats.show import sheet
 
     sheet(args.dir, args.split, args.count, args.seed).save(args.out)
     print(f"contact sheet → {args.out}")
 
 
 def _convert(args) -> None:
-    from ovbench.convert import convert
+    from ovbench.formats.convert import convert
 
     for path in convert(args.dir, args.to, args.out):
         print(f"{args.to} → {path}")
@@ -517,16 +518,36 @@ def _attach_axis_values(argv: list[str]) -> list[str]:
     return attached
 
 
+def _flags_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    """Parameter name → flag, for the options of the command that was run (and its parents)."""
+    flags = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None)
+            if chosen in action.choices:
+                flags.update(_flags_of(action.choices[chosen], args))
+        elif action.option_strings:
+            flags.setdefault(action.dest, max(action.option_strings, key=len))
+    return flags
+
+
+def in_flags(message: str, flags: dict[str, str]) -> str:
+    """A library message in the command line's words: `resume` becomes --resume."""
+    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: flags.get(m.group(1), m.group(0)), message)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = _attach_axis_values(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
     handlers = {"generate": _generate, "models": _models, "validate": _validate, "show": _show,
                 "convert": _convert, "evaluate": _evaluate, "leaderboard": _leaderboard,
                 "train": _train, "publish": _publish, "reproduce": _reproduce}
     try:
         handlers[args.command](args)
-    except UserError as exc:
-        print(f"ovbench: error: {exc}", file=sys.stderr)
+    except InputError as exc:
+        message = " ".join(in_flags(str(exc), _flags_of(parser, args)).split())
+        print(f"ovbench: error: {message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("ovbench: interrupted; rerun with --resume to continue", file=sys.stderr)

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from ovbench.errors import UserError
+from ovbench.errors import InputError
 
 # What `--preset tiny` changes: narrow networks (each model's base_config) at 64 px, briefly.
 PRESETS = {"tiny": {"epochs": 3, "batch_size": 8, "size": 64}}
@@ -47,15 +47,15 @@ class TrainSettings:
     def __post_init__(self):
         for name in ("epochs", "batch_size", "size"):
             if getattr(self, name) < 1:
-                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("max_steps", "until_epoch", "time_limit"):
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise UserError(f"{name} must be positive, got {value}")
+                raise InputError(f"{name} must be positive, got {value}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
-            raise UserError(f"lr must be a positive number, got {self.lr}")
+            raise InputError(f"lr must be a positive number, got {self.lr}")
         if not 0 <= self.holdout < 1:
-            raise UserError(f"holdout must be in [0, 1), got {self.holdout}")
+            raise InputError(f"holdout must be in [0, 1), got {self.holdout}")
 
     @classmethod
     def with_preset(cls, preset: str | None, **given) -> "TrainSettings":

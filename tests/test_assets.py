@@ -11,7 +11,7 @@ from ovbench.assets.meshes import GLTF, Orientation, find_meshes, load_mesh, ori
 from ovbench.assets.procedural import VEHICLE_TYPES, build_vehicle
 from ovbench.assets.shapenet import list_models, resolve_synset
 from ovbench.assets.sources import list_source, load_model
-from ovbench.errors import MeshError, UserError
+from ovbench.errors import InputError, MeshError
 
 
 def assert_convention(mesh):
@@ -55,9 +55,9 @@ def test_orientation_rotation_maps_axes():
     np.testing.assert_allclose(rotation @ (0, 1, 0), (0, 0, 1))
     np.testing.assert_allclose(rotation @ (0, 0, -1), (1, 0, 0))
     assert np.linalg.det(rotation) == pytest.approx(1.0)
-    with pytest.raises(UserError):
+    with pytest.raises(InputError):
         Orientation(up="+y", front="-y").rotation()
-    with pytest.raises(UserError):
+    with pytest.raises(InputError):
         Orientation(up="up", front="+x").rotation()
 
 
@@ -105,11 +105,11 @@ def test_corrupt_and_empty_meshes_raise(tmp_path):
     for name in ("garbage.ply", "empty.obj", "points.obj"):
         with pytest.raises(MeshError):
             load_mesh(tmp_path / name)
-    with pytest.raises(UserError, match="not found"):
+    with pytest.raises(InputError, match="not found"):
         find_meshes(tmp_path / "missing")
     (tmp_path / "textures").mkdir()
     (tmp_path / "textures" / "paint.png").write_bytes(b"")
-    with pytest.raises(UserError, match="no mesh files"):
+    with pytest.raises(InputError, match="no mesh files"):
         find_meshes(tmp_path / "textures")
 
 
@@ -150,14 +150,14 @@ def test_shapenet_versions_and_synset_names(tmp_path, version, synset):
 
 
 def test_shapenet_bad_input(tmp_path):
-    with pytest.raises(UserError, match="ShapeNet root not found"):
+    with pytest.raises(InputError, match="ShapeNet root not found"):
         list_models(tmp_path / "nowhere", "car")
     root = make_shapenet(tmp_path / "sn", 2, models=0, empty=2)
-    with pytest.raises(UserError, match="no models"):
+    with pytest.raises(InputError, match="no models"):
         list_models(root, "car")
-    with pytest.raises(UserError, match="not in"):
+    with pytest.raises(InputError, match="not in"):
         list_models(root, "spaceship")
-    with pytest.raises(UserError, match="not found"):
+    with pytest.raises(InputError, match="not found"):
         list_models(root, "bus")  # in the taxonomy, but not on disk
 
 
@@ -186,7 +186,7 @@ def test_synset_names_without_taxonomy_come_from_the_builtin_table(tmp_path):
         assert resolve_synset(root, name) == "02958343"
     assert resolve_synset(root, "bus") == "02924116" and resolve_synset(root, "bike") == "03790512"
     assert [m.model_id for m in list_models(root, "automobile")[0]] == ["model00", "model01", "model02"]
-    with pytest.raises(UserError, match="built-in synset names"):
+    with pytest.raises(InputError, match="built-in synset names"):
         resolve_synset(root, "spaceship")
 
 
@@ -205,7 +205,7 @@ def test_file_meshes_in_other_units_are_brought_to_metres(tmp_path, scale, lengt
 
 def test_resolve_synset_error_names_the_root_taxonomy(tmp_path):
     root = make_shapenet(tmp_path / "sn", 2)
-    with pytest.raises(UserError, match="taxonomy.json"):
+    with pytest.raises(InputError, match="taxonomy.json"):
         resolve_synset(root, "spaceship")
 
 
@@ -245,5 +245,5 @@ def test_model_subset_is_seeded_and_sorted(tmp_path):
     b = list_source(f"meshes:{tmp_path}", 3, seed=1).models
     assert a == b and len(a) == 3
     assert [m.model_id for m in a] == sorted(m.model_id for m in a)
-    with pytest.raises(UserError, match="bad source"):
+    with pytest.raises(InputError, match="bad source"):
         list_source("blender:x", None, 0)

@@ -12,10 +12,10 @@ from ovbench.baselines.seganv import coupled_generator_loss, instance_discrimina
 from ovbench.baselines.training import TrainSettings, train
 from safetensors.torch import load_file
 
-from ovbench.data import AmodalSplit
-from ovbench.errors import UserError
-from ovbench.metrics import MaskMetrics
-from ovbench.protocol import Batch
+from ovbench.errors import InputError
+from ovbench.evaluation.metrics import MaskMetrics
+from ovbench.evaluation.protocol import Batch
+from ovbench.formats.reader import AmodalSplit
 
 LEARNED = ("deeplab", "pix2pix", "segan", "seganv")
 
@@ -140,7 +140,7 @@ def test_resume_gives_identical_next_steps(name, small_ovd, small_pool, tmp_path
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run(straight, 5)
     run(resumed, 3)
-    with pytest.raises(UserError, match="--resume"):
+    with pytest.raises(InputError, match="`resume`"):
         run(resumed, 5)
     run(resumed, 5, resume=True)
     a, b = load_file(str(straight / "model-5.safetensors")), load_file(str(resumed / "model-5.safetensors"))
@@ -154,12 +154,12 @@ def test_resume_gives_identical_next_steps(name, small_ovd, small_pool, tmp_path
 def test_checkpoint_errors(small_ovd, small_pool, tmp_path, cli):
     run = tmp_path / "pix"
     train(get_model("pix2pix"), settings("pix2pix", small_ovd, run, max_steps=1), progress=False)
-    with pytest.raises(UserError, match="checkpoint of 'pix2pix', not 'seganv'"):
+    with pytest.raises(InputError, match="checkpoint of 'pix2pix', not 'seganv'"):
         create_model("seganv", checkpoint=run, pool=small_pool)
     record = json.loads((run / "checkpoint-1.json").read_text())
     record["config"]["ngf"] = 32
     (run / "checkpoint-1.json").write_text(json.dumps(record))
-    with pytest.raises(UserError, match="does not fit pix2pix"):
+    with pytest.raises(InputError, match="does not fit pix2pix"):
         create_model("pix2pix", checkpoint=run)
     result = cli("evaluate", "--model", "seganv", "--data", small_ovd, "--quiet")
     assert result.code == 2

@@ -7,7 +7,7 @@ import pytest
 from pycocotools import mask as mask_utils
 from scipy.ndimage import binary_fill_holes
 
-from ovbench.convert import polygons, single_outline, to_cocoa
+from ovbench.formats.convert import polygons, single_outline, to_cocoa
 
 
 def rle_mask(rle):

@@ -13,7 +13,15 @@ from pycocotools import mask as mask_utils
 from test_assets import assert_convention, front_is_plus_x
 from test_pool import warnings, write_meshes
 
-from ovbench.dyce import DyceConfig, Placed, _annotate, _plan_splits, occlusion_graph, render_view, vehicle_mesh
+from ovbench.generate.dyce import (
+    DyceConfig,
+    Placed,
+    _annotate,
+    _plan_splits,
+    occlusion_graph,
+    render_view,
+    vehicle_mesh,
+)
 
 SIZE = 128
 YFOV = math.radians(40.0)

@@ -9,8 +9,8 @@ import torch
 from ovbench.baselines import get_model
 from pycocotools import mask as mask_utils
 
-from ovbench.errors import UserError
-from ovbench.perceptual import CAR_CLASSES, InceptionCarProbability, load_inception
+from ovbench.errors import InputError
+from ovbench.evaluation.perceptual import CAR_CLASSES, InceptionCarProbability, load_inception
 
 
 def annotations(root, split="test"):
@@ -88,7 +88,7 @@ def test_pool_nn_without_pool_and_unknown_model(small_ovd, cli):
 def test_registry_aliases():
     assert get_model("hull") is get_model("convex-hull")
     assert get_model("identity").name == "visible"
-    with pytest.raises(UserError):
+    with pytest.raises(InputError):
         get_model("segan-v2")
 
 

@@ -8,8 +8,15 @@ from pycocotools import mask as mask_utils
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from sklearn.metrics import jaccard_score, precision_recall_fscore_support
 
-from ovbench.errors import UserError
-from ovbench.metrics import AppearanceMetrics, MaskMetrics, depth_layering, per_instance_mask_metrics, psnr, ssim
+from ovbench.errors import InputError
+from ovbench.evaluation.metrics import (
+    AppearanceMetrics,
+    MaskMetrics,
+    depth_layering,
+    per_instance_mask_metrics,
+    psnr,
+    ssim,
+)
 
 
 def blobs(rng, n, size=48):
@@ -90,14 +97,14 @@ def test_segan_variants_when_nothing_is_hidden():
 def test_bad_predictions_are_clear_errors(bad):
     prediction = torch.zeros(1, 1, 4, 4)
     prediction[0, 0, 0, 0] = bad
-    with pytest.raises(UserError, match="NaN|\\[0, 1\\]"):
+    with pytest.raises(InputError, match="NaN|\\[0, 1\\]"):
         per_instance_mask_metrics(prediction, torch.zeros(1, 4, 4), torch.zeros(1, 4, 4))
 
 
 def test_size_mismatch_is_a_clear_error():
-    with pytest.raises(UserError, match="size mismatch"):
+    with pytest.raises(InputError, match="size mismatch"):
         per_instance_mask_metrics(torch.zeros(1, 4, 4), torch.zeros(1, 5, 4), torch.zeros(1, 5, 4))
-    with pytest.raises(UserError, match="size mismatch"):
+    with pytest.raises(InputError, match="size mismatch"):
         AppearanceMetrics().update(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 5, 5), torch.zeros(1, 5, 5))
 
 

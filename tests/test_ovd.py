@@ -10,9 +10,9 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from ovbench.composite import Cutout, feathered_alpha, plan_occlusion, standing_ratio
-from ovbench.harmonize import reinhard
-from ovbench.ovd_sources import coco_bases, dir_bases, frame_crop, square_crop
+from ovbench.generate.ovd.composite import Cutout, feathered_alpha, plan_occlusion, standing_ratio
+from ovbench.generate.ovd.harmonize import reinhard
+from ovbench.generate.ovd.sources import coco_bases, dir_bases, frame_crop, square_crop
 
 SMALL = ("--splits", "train=6,test=3", "--size", 96, "--occluder-bank", 24, "--quiet")
 SHARED_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cocoa-sample"
@@ -332,7 +332,7 @@ def _annotation_ids(category, touching_border):
     pytest.param(True, sorted(_annotation_ids("person", False) + _annotation_ids("person", True)), id="kept"),
 ])
 def test_border_occluders_left_out_unless_kept(street_photos, keep, expected):
-    from ovbench.ovd_sources import coco_occluders
+    from ovbench.generate.ovd.sources import coco_occluders
 
     _, ann_file, images = street_photos.split(":")
     listing = coco_occluders(ann_file, images, ["person"], 16, keep_border=keep)

@@ -13,8 +13,9 @@ from test_assets import make_shapenet
 from test_renderer import double_sided_twin, open_tray
 
 from ovbench.assets.sources import ModelRef
-from ovbench.pool import YFOV_DEGREES, PoolConfig, SilhouettePool, View, plan_views, render_silhouettes, view_grid
-from ovbench.show import LABEL_WIDTH
+from ovbench.formats.poolfile import SilhouettePool
+from ovbench.formats.show import LABEL_WIDTH
+from ovbench.generate.pool import YFOV_DEGREES, PoolConfig, View, plan_views, render_silhouettes, view_grid
 
 SMALL = ("--models", 3, "--views", 8, "--size", 64, "--quiet")
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from ovbench.data import AmodalSplit, holdout_images
-from ovbench.reproduce import summarise, verdict
+from ovbench.evaluation.reproduce import summarise, verdict
+from ovbench.formats.reader import AmodalSplit, holdout_images
 
 
 @pytest.mark.parametrize("better,worse,higher,expected", [

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from ovbench.errors import MeshError, UserError
+from ovbench.errors import InputError, MeshError
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 _AXES = {"x": 0, "y": 1, "z": 2}
@@ -26,7 +26,7 @@ def _axis(spec: str) -> np.ndarray:
     sign = -1.0 if spec.startswith("-") else 1.0
     name = spec.lstrip("+-")
     if name not in _AXES or len(spec) > 2:
-        raise UserError(f"bad axis {spec!r}: use one of +x -x +y -y +z -z")
+        raise InputError(f"bad axis {spec!r}: use one of +x -x +y -y +z -z")
     vector = np.zeros(3)
     vector[_AXES[name]] = sign
     return vector
@@ -49,7 +49,7 @@ class Orientation:
         """4×4 rotation taking the source's front to +X and its up to +Z."""
         up, front = _axis(self.up), _axis(self.front)
         if abs(np.dot(up, front)) > 0:
-            raise UserError(f"up {self.up} and front {self.front} must be different axes")
+            raise InputError(f"up {self.up} and front {self.front} must be different axes")
         left = np.cross(up, front)
         matrix = np.eye(4)
         matrix[:3, :3] = np.stack([front, left, up])
@@ -155,11 +155,11 @@ def orientation_doubt(mesh: trimesh.Trimesh, orientation: Orientation) -> str | 
 
 
 def find_meshes(folder: Path) -> list[Path]:
-    """Mesh files under a folder (recursively), sorted; UserError if the folder has none."""
+    """Mesh files under a folder (recursively), sorted; InputError if the folder has none."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"mesh folder not found: {folder}")
+        raise InputError(f"mesh folder not found: {folder}")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MESH_SUFFIXES and p.is_file())
     if not files:
-        raise UserError(f"no mesh files ({', '.join(MESH_SUFFIXES)}) under {folder}")
+        raise InputError(f"no mesh files ({', '.join(MESH_SUFFIXES)}) under {folder}")
     return files

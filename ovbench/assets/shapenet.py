@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ovbench.errors import UserError
+from ovbench.errors import InputError
 
 from .meshes import Orientation
 
@@ -53,7 +53,7 @@ def _taxonomy(root: Path) -> list[dict]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from exc
+        raise InputError(f"cannot read {path}: {exc}") from exc
 
 
 def _taxonomy_names(root: Path) -> dict[str, str]:
@@ -77,7 +77,7 @@ def resolve_synset(root: Path, synset: str) -> str:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         table = (f"{root}/taxonomy.json" if (root / "taxonomy.json").is_file()
                  else f"the built-in synset names ({root} has no taxonomy.json)")
-        raise UserError(f"synset name {synset!r} not in {table}{hint}")
+        raise InputError(f"synset name {synset!r} not in {table}{hint}")
     return names[key]
 
 
@@ -106,11 +106,11 @@ def list_models(root: Path, synset: str = "car") -> tuple[list[ShapeNetModel], d
     """The synset's models, sorted by id, and {id: reason} for the model folders skipped."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"ShapeNet root not found: {root} (expected ShapeNetCore v1 or v2 there)")
+        raise InputError(f"ShapeNet root not found: {root} (expected ShapeNetCore v1 or v2 there)")
     synset_id = resolve_synset(root, synset)
     folder = root / synset_id
     if not folder.is_dir():
-        raise UserError(f"synset {synset_id} ({synset}) not found under {root}")
+        raise InputError(f"synset {synset_id} ({synset}) not found under {root}")
     length = TYPICAL_LENGTH.get(synset_id, 4.5)
     models, skipped = [], {}
     for model_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
@@ -120,6 +120,6 @@ def list_models(root: Path, synset: str = "car") -> tuple[list[ShapeNetModel], d
             continue
         models.append(ShapeNetModel(model_dir.name, found[0], found[1], length))
     if not models:
-        raise UserError(f"synset {synset_id} under {root} has no models "
+        raise InputError(f"synset {synset_id} under {root} has no models "
                         f"({len(skipped)} model folders without an OBJ)")
     return models, skipped

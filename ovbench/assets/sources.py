@@ -13,7 +13,8 @@ from pathlib import Path
 
 import trimesh
 
-from ovbench.errors import UserError
+from ovbench.errors import InputError
+from ovbench.formats.fileio import fingerprint
 from ovbench.seeding import rng_for
 
 from . import shapenet
@@ -40,6 +41,13 @@ class SourceListing:
     description: str                  # what was used, without absolute paths
 
 
+def source_fingerprint(listing: SourceListing) -> dict:
+    """{"source_fingerprint": digest} of a file source's meshes (fileio.fingerprint); {} for
+    procedural vehicles, which the settings alone define."""
+    paths = [ref.path for ref in listing.models if ref.path]
+    return {"source_fingerprint": fingerprint(paths)} if paths else {}
+
+
 def _choose(items: list, count: int | None, seed: int) -> list:
     """`count` items chosen by seed and kept in sorted order; all of them if count is None."""
     if count is None or count >= len(items):
@@ -52,8 +60,10 @@ def list_source(spec: str, models: int | None, seed: int, synset: str = "car",
                 orientation: Orientation | None = None) -> SourceListing:
     kind, _, location = spec.partition(":")
     if models is not None and models < 1:
-        raise UserError(f"--models must be at least 1, got {models}")
+        raise InputError(f"`models` must be at least 1, got {models}")
     if kind == "procedural":
+        if synset not in ("car", "02958343"):  # the car synset by name or id
+            raise InputError(f"`synset` {synset!r} applies to ShapeNet sources; the procedural source makes cars")
         count = 401 if models is None else models
         refs = [ModelRef(f"{VEHICLE_TYPES[i % len(VEHICLE_TYPES)]}-{i:04d}", "procedural", seed=seed)
                 for i in range(count)]
@@ -71,7 +81,7 @@ def list_source(spec: str, models: int | None, seed: int, synset: str = "car",
                          orientation or default_orientation(p)) for p in find_meshes(folder)]
         return SourceListing(_choose(refs, models, seed), {},
                              f"mesh folder {folder.name} ({len(refs)} files)")
-    raise UserError(f"bad source {spec!r}: use procedural, shapenet:ROOT or meshes:DIR")
+    raise InputError(f"bad source {spec!r}: use procedural, shapenet:ROOT or meshes:DIR")
 
 
 def load_model(ref: ModelRef, with_materials: bool = True) -> trimesh.Trimesh:

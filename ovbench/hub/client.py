@@ -19,7 +19,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import get_session
 
-from ovbench.errors import UserError
+from ovbench.errors import InputError
 
 # Seconds to wait for the Hub to answer the first request; after that answer, transfers get longer.
 PROBE_TIMEOUT = float(os.environ.get("OVBENCH_HUB_TIMEOUT", "10"))
@@ -34,7 +34,7 @@ def endpoint() -> str:
 def require_token() -> str:
     token = get_token()
     if not token:
-        raise UserError("no Hugging Face token: set HF_TOKEN to a token with write access, "
+        raise InputError("no Hugging Face token: set HF_TOKEN to a token with write access, "
                         "or run `hf auth login`")
     return token
 
@@ -52,20 +52,20 @@ def hub_errors(repo_id: str):
     try:
         yield
     except RepositoryNotFoundError as exc:
-        raise UserError(f"no dataset {repo_id} at {where}, or the token may not read it "
+        raise InputError(f"no dataset {repo_id} at {where}, or the token may not read it "
                         f"(HTTP {exc.response.status_code})") from None
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "?"
         hint = {401: "the token was refused: set HF_TOKEN to a valid token",
                 403: f"the token may not write to {repo_id}: use a token with write access"}.get(status, "")
         detail = (exc.server_message or str(exc).splitlines()[0]).strip()
-        raise UserError(f"the Hub at {where} answered HTTP {status} for {repo_id}: {detail}"
+        raise InputError(f"the Hub at {where} answered HTTP {status} for {repo_id}: {detail}"
                         + (f"; {hint}" if hint else "")) from None
     except (httpx2.TransportError, OfflineModeIsEnabled) as exc:
-        raise UserError(f"cannot reach the Hugging Face Hub at {where} ({type(exc).__name__}); "
+        raise InputError(f"cannot reach the Hugging Face Hub at {where} ({type(exc).__name__}); "
                         "check the network, HF_ENDPOINT or HF_HUB_OFFLINE") from None
     except LocalEntryNotFoundError:
-        raise UserError(f"cannot reach the Hub at {where} (or HF_HUB_OFFLINE is set) and {repo_id} is "
+        raise InputError(f"cannot reach the Hub at {where} (or HF_HUB_OFFLINE is set) and {repo_id} is "
                         "not in the local cache (HF_HOME); connect once to download it") from None
 
 

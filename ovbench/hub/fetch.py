@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard, HfApi, is_offline_mode, snapshot_download
 from tqdm import tqdm
 
-from ovbench import dataset
-from ovbench.errors import UserError
-from ovbench.fileio import write_json
+from ovbench.errors import InputError
+from ovbench.formats import dataset
+from ovbench.formats.fileio import write_json
 from ovbench.hub import PREFIX, client, layout, schema
 
 
@@ -31,7 +31,7 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     """hub:ORG/NAME → (ORG/NAME, None: the default config); hub:ORG/NAME/CONFIG → (ORG/NAME, CONFIG)."""
     parts = spec[len(PREFIX):].strip("/").split("/")
     if len(parts) not in (2, 3) or not all(parts):
-        raise UserError(f"bad Hub dataset {spec!r}: use hub:ORG/NAME or hub:ORG/NAME/CONFIG")
+        raise InputError(f"bad Hub dataset {spec!r}: use hub:ORG/NAME or hub:ORG/NAME/CONFIG")
     return "/".join(parts[:2]), (parts[2] if len(parts) == 3 else None)
 
 
@@ -69,12 +69,12 @@ def download(spec: str, want_kind: str) -> tuple[Path, str, str]:
     with client.hub_errors(repo_id):
         configs = _card_configs(Path(snapshot_download(repo_id, allow_patterns=["README.md"], **fetch)))
         if not configs:
-            raise UserError(f"{repo_id} is not an ovbench dataset (its card lists no configs)")
+            raise InputError(f"{repo_id} is not an ovbench dataset (its card lists no configs)")
         if config is None:
             config = want_kind if want_kind in configs else next(
                 (name for name, default in configs.items() if default), next(iter(configs)))
         if config not in configs:
-            raise UserError(f"{repo_id} has no config {config!r} (it has {', '.join(configs)})")
+            raise InputError(f"{repo_id} has no config {config!r} (it has {', '.join(configs)})")
         snapshot = Path(snapshot_download(repo_id, allow_patterns=["README.md", f"{config}/*"], **fetch))
     return snapshot, config, snapshot.name
 
@@ -110,17 +110,17 @@ def _rebuild_folder(snapshot: Path, config: str, root: Path, bar: tqdm) -> None:
 
 
 def _check_files(root: Path, manifest: dict) -> None:
-    from ovbench.validate import Report, check_checksums
+    from ovbench.formats.validate import Report, check_checksums
 
     report = Report()
     check_checksums(root, manifest, report)
     if report.count:
-        raise UserError(f"the Hub copy does not rebuild the dataset byte for byte ({report.problems[0]}); "
+        raise InputError(f"the Hub copy does not rebuild the dataset byte for byte ({report.problems[0]}); "
                         "the repository may be corrupt or written by another tool")
 
 
 def _rebuild_pool(snapshot: Path, config: str, path: Path, bar: tqdm) -> None:
-    from ovbench.poolfile import PoolWriter
+    from ovbench.formats.poolfile import PoolWriter
 
     attributes = json.loads((snapshot / config / layout.POOL_ATTRIBUTES).read_text())
     with h5py.File(path, "w", track_order=True) as h5:
@@ -144,7 +144,7 @@ def materialize(spec: str, want_kind: str, progress: bool = True) -> Path:
     marker = layout.POOL_ATTRIBUTES if want_kind == "pool" else dataset.MANIFEST
     if not (snapshot / config / marker).is_file():
         wanted = "a silhouette pool" if want_kind == "pool" else "a dataset folder (ovd, dyce)"
-        raise UserError(f"config {config!r} of {repo_id} is not {wanted}; name one with "
+        raise InputError(f"config {config!r} of {repo_id} is not {wanted}; name one with "
                         f"hub:{repo_id}/CONFIG")
     target = cache_root() / repo_id.replace("/", "--") / commit / config
     if want_kind == "pool":

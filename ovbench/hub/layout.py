@@ -22,9 +22,9 @@ from datasets import Features
 from datasets.arrow_writer import ParquetWriter
 from tqdm import tqdm
 
-from ovbench import dataset
-from ovbench.errors import UserError
-from ovbench.fileio import write_json
+from ovbench.errors import InputError
+from ovbench.formats import dataset
+from ovbench.formats.fileio import write_json
 from ovbench.hub import schema
 
 ROWS_PER_GROUP = 100          # parquet row group: what the Hub's viewer and streaming read at once
@@ -65,14 +65,14 @@ def find_sources(paths: list[Path]) -> list[Source]:
             found = find_sources([p for p in sorted(path.iterdir())
                                   if _is_dataset_folder(p) or p.suffix in (".h5", ".hdf5")])
             if not found:
-                raise UserError(f"{path} holds no ovbench dataset folder or pool file")
+                raise InputError(f"{path} holds no ovbench dataset folder or pool file")
             sources += found
         else:
-            raise UserError(f"{path} is not an ovbench dataset folder or pool file")
+            raise InputError(f"{path} is not an ovbench dataset folder or pool file")
     configs = Counter(source.config for source in sources)
     twice = sorted(name for name, n in configs.items() if n > 1)
     if twice:
-        raise UserError(f"more than one {', '.join(twice)} dataset given: a repository holds one of each")
+        raise InputError(f"more than one {', '.join(twice)} dataset given: a repository holds one of each")
     order = {"ovd": 0, "dyce": 1, "pool": 2}
     return sorted(sources, key=lambda s: order.get(s.kind, 3))
 
@@ -203,7 +203,7 @@ def _write_dataset(source: Source, root: Path, max_bytes: int, bar: tqdm) -> Con
                 stats.categories.update(obj["category"] for obj in row["objects"])
                 bar.update()
         except schema.SchemaError as exc:
-            raise UserError(f"{source.path}/{split}: {exc}") from exc
+            raise InputError(f"{source.path}/{split}: {exc}") from exc
         writer.close()
         stats.num_bytes = writer.num_bytes
         layout.splits[split] = stats
@@ -213,7 +213,7 @@ def _write_dataset(source: Source, root: Path, max_bytes: int, bar: tqdm) -> Con
 
 
 def _write_pool(source: Source, root: Path, max_bytes: int, bar: tqdm) -> ConfigLayout:
-    from ovbench.poolfile import SilhouettePool
+    from ovbench.formats.poolfile import SilhouettePool
 
     folder = root / source.config
     features = source.features()
@@ -235,7 +235,7 @@ def _write_pool(source: Source, root: Path, max_bytes: int, bar: tqdm) -> Config
 
 
 def count_rows(sources: list[Source]) -> int:
-    from ovbench.poolfile import SilhouettePool
+    from ovbench.formats.poolfile import SilhouettePool
 
     total = 0
     for source in sources:

@@ -20,7 +20,7 @@ from huggingface_hub import DatasetCard
 from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
 from huggingface_hub.utils import disable_progress_bars, validate_repo_id
 
-from ovbench.errors import UserError
+from ovbench.errors import InputError
 from ovbench.hub import card, client, layout
 
 README = "README.md"
@@ -40,9 +40,9 @@ def parse_repo_id(repo_id: str) -> str:
     try:
         validate_repo_id(repo_id)
     except HFValidationError as exc:
-        raise UserError(f"bad --repo-id {repo_id!r}: {exc}") from None
+        raise InputError(f"bad `repo_id` {repo_id!r}: {exc}") from None
     if repo_id.count("/") != 1:
-        raise UserError(f"bad --repo-id {repo_id!r}: use ORG/NAME")
+        raise InputError(f"bad `repo_id` {repo_id!r}: use ORG/NAME")
     return repo_id
 
 
@@ -52,14 +52,14 @@ def parse_shard_size(text: str) -> int:
     except ValueError:
         size = 0
     if size <= 0:
-        raise UserError(f"bad --max-shard-size {text!r}: use a size such as 500MB or 2GB")
+        raise InputError(f"bad `max_shard_size` {text!r}: use a size such as 500MB or 2GB")
     return size
 
 
 def check_sources(sources: list[layout.Source], progress: bool = True) -> None:
     """Refuse folders that fail `ovbench validate` and pool files that do not open."""
-    from ovbench.poolfile import SilhouettePool
-    from ovbench.validate import validate
+    from ovbench.formats.poolfile import SilhouettePool
+    from ovbench.formats.validate import validate
 
     for source in sources:
         if source.kind == "pool":
@@ -69,7 +69,7 @@ def check_sources(sources: list[layout.Source], progress: bool = True) -> None:
             print(f"validating {source.path} ...", file=sys.stderr, flush=True)
         report = validate(source.path)
         if report.count:
-            raise UserError(f"{source.path} fails validation ({report.count} violations, first: "
+            raise InputError(f"{source.path} fails validation ({report.count} violations, first: "
                             f"{report.problems[0]}); run `ovbench validate {source.path}` and fix it "
                             "before publishing")
 
@@ -111,10 +111,10 @@ def _check_destination(to: Path, sources: list[layout.Source], overwrite: bool) 
     for source in sources:
         path = source.path.resolve()
         if target == path or target in path.parents or path in target.parents:
-            raise UserError(f"--to {to} overlaps the data being published ({source.path}); choose "
+            raise InputError(f"`to` {to} overlaps the data being published ({source.path}); choose "
                             "another folder")
     if to.exists() and (not to.is_dir() or any(to.iterdir())) and not overwrite:
-        raise UserError(f"{to} exists and is not empty; pass --overwrite to replace it")
+        raise InputError(f"{to} exists and is not empty; pass `overwrite` to replace it")
 
 
 def publish(paths: list[Path], repo_id: str, to: Path | None = None, private: bool = False,
@@ -137,8 +137,8 @@ def publish(paths: list[Path], repo_id: str, to: Path | None = None, private: bo
             remote = remote_schema(api, repo_id)
         local = schema_of({source.config: source.features() for source in sources})
         if remote is not None and remote != local and not overwrite:
-            raise UserError(f"{repo_id} already exists and {describe_difference(remote, local)}; "
-                            "pass --overwrite to replace its contents")
+            raise InputError(f"{repo_id} already exists and {describe_difference(remote, local)}; "
+                            "pass `overwrite` to replace its contents")
     parent = to.absolute().parent if to is not None else None
     if parent is not None:
         parent.mkdir(parents=True, exist_ok=True)

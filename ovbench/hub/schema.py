@@ -17,7 +17,7 @@ import numpy as np
 from datasets import Features, Image, List, Value
 from PIL import Image as PILImage
 
-from ovbench import masks as masks_lib
+from ovbench.formats import masks as masks_lib
 
 RLE = {"size": List(Value("int32")), "counts": Value("string")}
 BOX = List(Value("int32"), length=4)

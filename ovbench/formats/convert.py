@@ -26,10 +26,10 @@ import numpy as np
 from scipy import ndimage
 from skimage import measure
 
-from ovbench import dataset
-from ovbench.errors import UserError
-from ovbench.fileio import write_json
-from ovbench.masks import bbox, decode, encode
+from ovbench.errors import InputError
+from ovbench.formats import dataset
+from ovbench.formats.fileio import write_json
+from ovbench.formats.masks import bbox, decode, encode
 
 FORMATS = ("cocoa", "kins2020")
 
@@ -135,7 +135,7 @@ def to_kins2020(document: dict) -> dict:
 def convert(root: Path, to: str, out: Path) -> list[Path]:
     """Write OUT/<split>.json in the chosen layout for each split; returns the files."""
     if to not in FORMATS:
-        raise UserError(f"unknown format {to!r}; choose from {', '.join(FORMATS)}")
+        raise InputError(f"unknown format {to!r}; choose from {', '.join(FORMATS)}")
     manifest = dataset.load_manifest(root)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

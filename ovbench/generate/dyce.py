@@ -25,17 +25,25 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
-from tqdm import tqdm
 
-from ovbench import dataset
-from ovbench import masks as masks_lib
 from ovbench.assets.meshes import Orientation, orientation_option
 from ovbench.assets.occluders import SCENE_OCCLUDER_KINDS, build_occluder
 from ovbench.assets.procedural import build_vehicle
-from ovbench.assets.sources import ModelRef, list_source, load_model, orientation_doubts, warn_orientation_doubts
-from ovbench.errors import GLUnavailable, UserError
-from ovbench.executor import run_tasks
-from ovbench.ovd_sources import CATEGORY_OF_TYPE, YFOV, sky_colours, street_lighting
+from ovbench.assets.sources import (
+    ModelRef,
+    SourceListing,
+    list_source,
+    load_model,
+    orientation_doubts,
+    source_fingerprint,
+    warn_orientation_doubts,
+)
+from ovbench.errors import InputError
+from ovbench.formats import dataset
+from ovbench.formats import masks as masks_lib
+from ovbench.generate import common
+from ovbench.generate.common import check_size
+from ovbench.generate.street import CATEGORY_OF_TYPE, YFOV, sky_colours, street_lighting
 from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
 from ovbench.seeding import rng_for
 
@@ -93,7 +101,7 @@ class ViewObjects:
 def place_objects(meshes: list[tuple], rng: np.random.Generator, radius: float = GROUND_RADIUS,
                   attempts: int = 5) -> list[Placed]:
     """Stand the meshes on the ground at random positions and headings inside the disc, footprints
-    not overlapping (largest first, several attempts); UserError when they cannot all fit."""
+    not overlapping (largest first, several attempts); InputError when they cannot all fit."""
     items = []
     for mesh, category, model_id, source in meshes:
         mesh = mesh.copy()
@@ -120,8 +128,8 @@ def place_objects(meshes: list[tuple], rng: np.random.Generator, radius: float =
         if len(placed) == len(items):
             return [placed[k] for k in range(len(items))]
         best = max(best, len(placed))
-    raise UserError(f"cannot place {len(items)} objects without overlap on the ground ({radius:.0f} m "
-                    f"radius; at most {best} fitted): lower --objects")
+    raise InputError(f"cannot place {len(items)} objects without overlap on the ground ({radius:.0f} m "
+                    f"radius; at most {best} fitted): lower `objects`")
 
 
 def render_view(renderer, count: int, camera: Camera) -> ViewObjects:
@@ -172,7 +180,7 @@ def _camera(placed: list[Placed], rng) -> Camera:
         if all(np.linalg.norm(eye[:2] - p.pose[:2, 3]) > p.radius + 0.5 for p in placed):
             centre = target.pose[:3, 3] + (0, 0, target.mesh.extents[2] * 0.5)
             return Camera(look_at(eye, centre), yfov=YFOV)
-    raise UserError("could not find a camera position outside every object: lower --objects")
+    raise InputError("could not find a camera position outside every object: lower `objects`")
 
 
 def _ground(rng) -> SceneObject:
@@ -249,7 +257,7 @@ def _make_scene(task: tuple) -> tuple[int, dict]:
     split, scene, config, root = task
     views = [v for v in range(config.views_per_scene)
              if scene * config.views_per_scene + v < split.images
-             and not dataset.item_done(root, split.name, split.first_id + scene * config.views_per_scene + v)]
+             and not common.item_done(root, split.name, split.first_id + scene * config.views_per_scene + v)]
     if not views:
         return 0, {}
     rng = rng_for(config.seed, "dyce-scene", split.name, scene)
@@ -291,18 +299,18 @@ def _make_scene(task: tuple) -> tuple[int, dict]:
             "depth_order": [a["id"] for a in sorted(annotations, key=lambda a: a["order"])],
             "scene": f"{split.name}-{scene}",
         }
-        dataset.write_item(root, dataset.Item(split.name, record, annotations, {"occluders": occluders}))
+        common.write_item(root, common.Item(split.name, record, annotations, {"occluders": occluders}))
         made += 1
     return made, doubts
 
 
-def _plan_splits(config: DyceConfig) -> tuple[list[DyceSplit], str]:
+def _plan_splits(config: DyceConfig) -> tuple[list[DyceSplit], SourceListing]:
     listing = list_source(config.vehicles, config.models if config.models else
                           (200 if config.vehicles == "procedural" else None), config.seed,
                           orientation=config.orientation())
     models = listing.models
     if len(models) < len(config.splits):
-        raise UserError(f"{len(models)} vehicle models cannot be split into {len(config.splits)} "
+        raise InputError(f"{len(models)} vehicle models cannot be split into {len(config.splits)} "
                         "splits without sharing one")
     order = rng_for(config.seed, "dyce-models").permutation(len(models))
     total = sum(n for _, n in config.splits)
@@ -313,44 +321,45 @@ def _plan_splits(config: DyceConfig) -> tuple[list[DyceSplit], str]:
         splits.append(DyceSplit(name, images, first_id, [models[i] for i in order[start:start + share]]))
         start += share
         first_id += images
-    return splits, listing.description
+    return splits, listing
 
 
 def generate_dyce(config: DyceConfig, out: Path, workers: int = 1, resume: bool = False,
-                  progress: bool = True) -> dataset.DatasetSummary:
+                  progress: bool = True) -> common.DatasetSummary:
     out = Path(out)
     lo, hi = config.objects
     if not 1 <= lo <= hi or hi > 30:
-        raise UserError(f"bad --objects {lo}:{hi}: use MIN:MAX with 1 ≤ MIN ≤ MAX ≤ 30")
-    if config.views_per_scene < 1 or config.size < 32:
-        raise UserError("--views-per-scene must be ≥ 1 and --size ≥ 32")
+        raise InputError(f"bad `objects` {lo}:{hi}: use MIN:MAX with 1 ≤ MIN ≤ MAX ≤ 30")
+    check_size(config.size)
+    if config.views_per_scene < 1 or config.min_visible < 1:
+        raise InputError("`views_per_scene` and `min_visible` must be at least 1 (got "
+                         f"{config.views_per_scene}, {config.min_visible})")
     started = time.perf_counter()
-    splits, description = _plan_splits(config)
+    splits, listing = _plan_splits(config)
     # Place the largest scene of sedans up front, so an impossible --objects fails before work.
     sedan = build_vehicle("sedan", rng_for(config.seed, "dyce-probe"))
     place_objects([(sedan, "car", None, "probe")] * hi, rng_for(config.seed, "dyce-probe"))
-    record = config.record()
-    fresh = not (out / dataset.PARTS).exists()
-    if not dataset.start(out, "dyce", record, resume):
-        return dataset.DatasetSummary(out, dataset.load_manifest(out)["splits"], 0.0)
+    record = {**config.record(), **source_fingerprint(listing)}
+    fresh = common.start_dataset(out, "dyce", record, resume)
+    if fresh is None:
+        return common.DatasetSummary(out, dataset.load_manifest(out)["splits"], 0.0, made=False)
     tasks = [(split, scene, config, out) for split in splits
              for scene in range(math.ceil(split.images / config.views_per_scene))]
-    total = sum(s.images for s in splits)
-    done = sum(dataset.item_done(out, s.name, s.first_id + i) for s in splits for i in range(s.images))
+    done = sum(common.item_done(out, s.name, s.first_id + i) for s in splits for i in range(s.images))
     doubts: dict = {}
-    try:
-        with tqdm(total=total, initial=done, unit="img", desc="dyce", disable=not progress) as bar:
-            for made, scene_doubts in run_tasks(_make_scene, tasks, workers):
-                bar.update(made)
-                doubts.update(scene_doubts)
-    except GLUnavailable:
-        if fresh:
-            dataset.discard(out)
-        raise
+
+    def advance(result) -> int:
+        made, scene_doubts = result
+        doubts.update(scene_doubts)
+        return made
+
+    common.run_with_progress(_make_scene, tasks, workers=workers, total=sum(s.images for s in splits),
+                             initial=done, unit="img", desc="dyce", progress=progress, advance=advance,
+                             discard=(lambda: common.discard_dataset(out)) if fresh else None)
     warn_orientation_doubts(doubts)
     categories = [{"id": i + 1, "name": n, "supercategory": "vehicle" if i < 3 else "object"}
                   for i, n in enumerate(CATEGORIES)]
-    manifest = dataset.finish(out, out.name, "dyce", record, categories, [s.name for s in splits],
-                              {"vehicles": description, "occluders": ", ".join(SCENE_OCCLUDER_KINDS)})
-    return dataset.DatasetSummary(out, manifest["splits"], time.perf_counter() - started,
-                                  dataset.mean_occlusion(out, [s.name for s in splits]))
+    manifest = common.finish_dataset(out, out.name, "dyce", record, categories, [s.name for s in splits],
+                              {"vehicles": listing.description, "occluders": ", ".join(SCENE_OCCLUDER_KINDS)})
+    return common.DatasetSummary(out, manifest["splits"], time.perf_counter() - started,
+                                  common.mean_occlusion(out, [s.name for s in splits]))

@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from ovbench.errors import UserError
+from ovbench.errors import InputError
 
 BUCKETS = (("<0.25", 0.0, 0.25), ("0.25-0.5", 0.25, 0.5), (">=0.5", 0.5, 1.01))
 MASK_KEYS = ("precision", "recall", "f1", "iou", "l1", "l2",
@@ -39,10 +39,10 @@ def _as_maps(tensor: torch.Tensor, name: str) -> torch.Tensor:
     """(B, H, W) float from (B, 1, H, W) or (B, H, W)."""
     if tensor.dim() == 4:
         if tensor.shape[1] != 1:
-            raise UserError(f"{name} must have one channel, got shape {tuple(tensor.shape)}")
+            raise InputError(f"{name} must have one channel, got shape {tuple(tensor.shape)}")
         tensor = tensor[:, 0]
     if tensor.dim() != 3:
-        raise UserError(f"{name} must be (B, H, W) or (B, 1, H, W), got {tuple(tensor.shape)}")
+        raise InputError(f"{name} must be (B, H, W) or (B, 1, H, W), got {tuple(tensor.shape)}")
     return tensor.float()
 
 
@@ -50,9 +50,9 @@ def check_probabilities(prediction: torch.Tensor, name: str = "prediction") -> N
     low, high = torch.aminmax(prediction)  # one pass; NaN propagates into both
     low, high = float(low), float(high)
     if not (math.isfinite(low) and math.isfinite(high)):
-        raise UserError(f"{name} contains NaN or infinite values")
+        raise InputError(f"{name} contains NaN or infinite values")
     if low < 0 or high > 1:
-        raise UserError(f"{name} must hold values in [0, 1], got [{low:.3g}, {high:.3g}]")
+        raise InputError(f"{name} must hold values in [0, 1], got [{low:.3g}, {high:.3g}]")
 
 
 def _ratio(numerator, denominator, both_empty):
@@ -73,7 +73,7 @@ def per_instance_mask_metrics(probability: torch.Tensor, amodal: torch.Tensor,
     p = _as_maps(probability, "prediction")
     gt, vis = _binary(amodal, "amodal ground truth"), _binary(visible, "visible mask")
     if p.shape != gt.shape or vis.shape != gt.shape:
-        raise UserError(f"size mismatch: prediction {tuple(p.shape)}, ground truth {tuple(gt.shape)}, "
+        raise InputError(f"size mismatch: prediction {tuple(p.shape)}, ground truth {tuple(gt.shape)}, "
                         f"visible {tuple(vis.shape)}")
     check_probabilities(p)
     # Flat (B, H·W) views: reductions over one contiguous dimension run several times faster.
@@ -195,7 +195,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float =
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     height, width = x.shape[-2:]
     if min(height, width) < window_size:
-        raise UserError(f"SSIM needs images of at least {window_size}×{window_size} pixels")
+        raise InputError(f"SSIM needs images of at least {window_size}×{window_size} pixels")
     rows = _valid_blur_matrix(height, window_size, sigma, x.device)
     cols = _valid_blur_matrix(width, window_size, sigma, x.device)
     x, y = x.float(), y.float()
@@ -230,12 +230,12 @@ class AppearanceMetrics(Metric):
 
     def update(self, prediction, target, invisible) -> None:
         if prediction.shape != target.shape:
-            raise UserError(f"size mismatch: appearance {tuple(prediction.shape)} vs ground truth "
+            raise InputError(f"size mismatch: appearance {tuple(prediction.shape)} vs ground truth "
                             f"{tuple(target.shape)}")
         if not torch.isfinite(prediction).all():
-            raise UserError("appearance prediction contains NaN or infinite values")
+            raise InputError("appearance prediction contains NaN or infinite values")
         if prediction.min() < 0 or prediction.max() > 1:
-            raise UserError("appearance prediction must hold values in [0, 1]")
+            raise InputError("appearance prediction must hold values in [0, 1]")
         self._states_on(prediction.device)
         diff = prediction.float() - target.float()
         region = _as_maps(invisible, "invisible mask")[:, None] > 0.5

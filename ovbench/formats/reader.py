@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ovbench import dataset
-from ovbench.errors import UserError
-from ovbench.masks import bbox, decode
+from ovbench.errors import InputError
+from ovbench.formats import dataset
+from ovbench.formats.masks import bbox, decode
 
 NEEDED = ("id", "image_id", "segmentation", "visible_mask", "occlude_rate")
 
@@ -45,7 +45,7 @@ class AmodalSplit(torch.utils.data.Dataset):
         self.root = Path(root)
         manifest = dataset.load_manifest(self.root)
         if split not in manifest["splits"]:
-            raise UserError(f"{root} has no split {split!r} (it has {', '.join(manifest['splits'])})")
+            raise InputError(f"{root} has no split {split!r} (it has {', '.join(manifest['splits'])})")
         if part not in ("all", "fit", "validation"):
             raise ValueError(f"part must be all, fit or validation, got {part!r}")
         self.manifest, self.split, self.size = manifest, split, size
@@ -64,7 +64,7 @@ class AmodalSplit(torch.utils.data.Dataset):
         for ann in document["annotations"]:
             missing = [k for k in NEEDED if k not in ann]
             if missing:
-                raise UserError(f"{split}/annotations.json annotation {ann.get('id', '?')} lacks "
+                raise InputError(f"{split}/annotations.json annotation {ann.get('id', '?')} lacks "
                                 f"{', '.join(missing)}: not an amodal dataset ovbench can use")
             self.items.append(ann)
         self.pairs = self._occlusion_pairs(document)

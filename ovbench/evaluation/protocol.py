@@ -22,9 +22,11 @@ class Batch:
     visible_mask: torch.Tensor         # (B, 1, H, W) float 0/1
     box: torch.Tensor                  # (B, 4) visible box x, y, w, h in pixels
     pool: Optional[Callable] = None    # pool sampler: rng → (H, W) bool silhouette (seganv)
+    annotation_ids: Optional[torch.Tensor] = None  # (B,) the instances' ids (outside predictions read them)
 
     def to(self, device) -> "Batch":
-        return Batch(self.image.to(device), self.visible_mask.to(device), self.box.to(device), self.pool)
+        return Batch(self.image.to(device), self.visible_mask.to(device), self.box.to(device), self.pool,
+                     self.annotation_ids)
 
 
 @dataclass

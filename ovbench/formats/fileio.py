@@ -1,13 +1,15 @@
-"""Atomic writes: a killed run never leaves a half-written file under its final name."""
+"""Atomic writes (a killed run never leaves a half-written file under its final name) and input
+fingerprints."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from pathlib import Path
 
-from ovbench.errors import UserError
+from ovbench.errors import InputError
 
 
 @contextlib.contextmanager
@@ -37,11 +39,21 @@ def remove_stale_temporaries(folder: Path) -> None:
 
 
 def check_writable(path: Path) -> None:
-    """Create `path`'s folder if needed; UserError if it cannot be created or written."""
+    """Create `path`'s folder if needed; InputError if it cannot be created or written."""
     folder = Path(path).absolute().parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create output folder {folder}: {exc.strerror}") from exc
+        raise InputError(f"cannot create output folder {folder}: {exc.strerror}") from exc
     if not os.access(folder, os.W_OK):
-        raise UserError(f"output folder is not writable: {folder}")
+        raise InputError(f"output folder is not writable: {folder}")
+
+
+def fingerprint(paths) -> str:
+    """A short digest of input files' names, sizes and modification times: a resumed build refuses
+    another source, or one whose files changed, without reading every byte."""
+    digest = hashlib.sha256()
+    for path in sorted({Path(p) for p in paths}):
+        stat = path.stat()
+        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ovbench.metrics import Metric
+from ovbench.evaluation.metrics import Metric
 
 # ImageNet classes of cars (BASELINES.md §6).
 CAR_CLASSES = (407, 436, 468, 511, 609, 627, 654, 656, 661, 675, 717, 734, 751, 817, 864)

@@ -4,7 +4,7 @@
 silhouettes. Work is sharded one model per shard: each shard is rendered by a worker and written
 atomically under `<out>.parts/`, so a killed run resumes where it stopped; the shards are then
 assembled in model order, so the file does not depend on the worker count. The file format,
-its reader and writer are in `ovbench.poolfile` (`SilhouettePool` is re-exported here).
+its reader and writer are in `ovbench.formats.poolfile`.
 """
 
 from __future__ import annotations
@@ -19,16 +19,23 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from tqdm import tqdm
 
 from ovbench import __version__
-from ovbench import masks as masks_lib
 from ovbench.assets.meshes import Orientation, orientation_option
-from ovbench.assets.sources import ModelRef, list_source, load_model, orientation_doubts, warn_orientation_doubts
-from ovbench.errors import GLUnavailable, MeshError, UserError
-from ovbench.executor import run_tasks
-from ovbench.fileio import atomic_path, check_writable, remove_stale_temporaries, write_json
-from ovbench.poolfile import PoolWriter, SilhouettePool  # noqa: F401 (SilhouettePool: re-exported)
+from ovbench.assets.sources import (
+    ModelRef,
+    list_source,
+    load_model,
+    orientation_doubts,
+    source_fingerprint,
+    warn_orientation_doubts,
+)
+from ovbench.errors import InputError, MeshError
+from ovbench.formats import masks as masks_lib
+from ovbench.formats.fileio import atomic_path, check_writable
+from ovbench.formats.poolfile import PoolWriter
+from ovbench.generate import common
+from ovbench.generate.common import check_size
 from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
 from ovbench.seeding import rng_for
 
@@ -147,26 +154,6 @@ def _config_record(config: PoolConfig, description: str) -> dict:
     return record
 
 
-def _prepare_parts(parts: Path, record: dict, resume: bool) -> None:
-    config_file = parts / "config.json"
-    if parts.exists():
-        if not resume:
-            raise UserError(f"an interrupted run left {parts}; rerun with --resume to finish it, "
-                            "or delete that folder to start over")
-        saved = json.loads(config_file.read_text()) if config_file.exists() else {}
-        changed = sorted(k for k in record if saved.get(k) != record[k])
-        if changed:
-            raise UserError(f"--resume with different settings ({', '.join(changed)}) than the "
-                            f"interrupted run in {parts}; use the same settings or delete it")
-        remove_stale_temporaries(parts)
-    else:
-        try:
-            parts.mkdir()
-        except OSError as exc:
-            raise UserError(f"cannot write next to {parts.parent}: {exc.strerror}") from exc
-    write_json(config_file, record)
-
-
 def _assemble(parts: Path, out: Path, refs: list[ModelRef], record: dict,
               skipped_listing: dict) -> tuple[int, int, dict, int, dict]:
     """Concatenate the shards in model order into the HDF5 file (atomically); returns the
@@ -178,7 +165,7 @@ def _assemble(parts: Path, out: Path, refs: list[ModelRef], record: dict,
         for index, ref in enumerate(refs):
             with np.load(_shard_path(parts, index)) as shard:
                 if "doubt" not in shard:   # rendered before every pass drew both faces
-                    raise UserError(f"{parts} was started by an earlier ovbench, whose renders of "
+                    raise InputError(f"{parts} was started by an earlier ovbench, whose renders of "
                                     "open meshes were not exact: remove it and run again")
                 if str(shard["skipped"]):
                     skipped[ref.model_id] = str(shard["skipped"])
@@ -204,42 +191,35 @@ def _assemble(parts: Path, out: Path, refs: list[ModelRef], record: dict,
 def generate_pool(config: PoolConfig, out: Path, workers: int = 1, resume: bool = False,
                   progress: bool = True) -> PoolSummary:
     out = Path(out)
-    if config.views < 1 or config.size < 8 or config.size % 8:
-        raise UserError(f"--views must be ≥ 1 and --size a multiple of 8 (got {config.views}, {config.size})")
+    check_size(config.size, smallest=8)
+    if config.views < 1:
+        raise InputError(f"`views` must be at least 1, got {config.views}")
     listing = list_source(config.source, config.models, config.seed, config.synset, config.orientation())
-    record = _config_record(config, listing.description)
+    record = {**_config_record(config, listing.description), **source_fingerprint(listing)}
     started = time.perf_counter()
     if out.exists():
         if not resume:
-            raise UserError(f"{out} already exists; pass --resume to keep it, or delete it")
+            raise InputError(f"{out} already exists; pass `resume` to keep it, or delete it")
         with h5py.File(out, "r") as h5:
             if json.loads(h5.attrs["config"]) != record:
-                raise UserError(f"{out} was made with other settings; delete it or change --out")
+                raise InputError(f"{out} was made with other settings; delete it or change `out`")
             return PoolSummary(out, len(h5["masks"]), int(h5.attrs["models"]),
                                json.loads(h5.attrs["skipped"]), 0, 0.0)
     check_writable(out)
     parts = out.with_name(out.name + ".parts")
-    fresh = not parts.exists()
-    _prepare_parts(parts, record, resume)
-
+    fresh = common.prepare_parts(parts, record, resume)
     todo = [(i, ref, config, parts) for i, ref in enumerate(listing.models)
             if not _shard_path(parts, i).exists()]
-    bar = tqdm(total=len(listing.models) * config.views, unit="sil", desc="pool",
-               initial=(len(listing.models) - len(todo)) * config.views, disable=not progress)
-    try:
-        with bar:
-            for _ in run_tasks(_render_shard, todo, workers):
-                bar.update(config.views)
-    except GLUnavailable:
-        if fresh:  # nothing was rendered: leave nothing behind
-            shutil.rmtree(parts)
-        raise
+    common.run_with_progress(_render_shard, todo, workers=workers, total=len(listing.models) * config.views,
+                             initial=(len(listing.models) - len(todo)) * config.views, unit="sil", desc="pool",
+                             progress=progress, advance=lambda _: config.views,
+                             discard=(lambda: shutil.rmtree(parts)) if fresh else None)
     total, used, skipped, empty_views, doubts = _assemble(parts, out, listing.models, record,
                                                           listing.skipped)
     shutil.rmtree(parts)
     if total == 0:
         out.unlink()
-        raise UserError(f"no usable models in {config.source}: all {len(skipped)} were skipped "
+        raise InputError(f"no usable models in {config.source}: all {len(skipped)} were skipped "
                         f"({next(iter(skipped.values()), '')})")
     warn_orientation_doubts(doubts)
     return PoolSummary(out, total, used, skipped, empty_views, time.perf_counter() - started, doubts)

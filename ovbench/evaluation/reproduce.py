@@ -32,9 +32,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ovbench import dataset
-from ovbench.errors import UserError
-from ovbench.fileio import write_json
+from ovbench.errors import InputError
+from ovbench.formats import dataset
+from ovbench.formats.fileio import write_json
 
 
 @dataclass(frozen=True)
@@ -137,22 +137,22 @@ def _check(study: Study, name: str, data: Path, pool: Path | None, seeds: int, b
     chosen = [r for r in study.rows if rows is None or r.name in rows]
     unknown = sorted(set(rows or []) - {r.name for r in study.rows} - set(study.references))
     if unknown:
-        raise UserError(f"{name} has no row {', '.join(unknown)} (rows: "
+        raise InputError(f"{name} has no row {', '.join(unknown)} (rows: "
                         f"{', '.join([r.name for r in study.rows] + list(study.references))})")
     manifest = dataset.load_manifest(Path(data))
     if manifest["kind"] != study.kind:
-        raise UserError(f"{name} runs on {study.kind} data; {data} is {manifest['kind']}")
+        raise InputError(f"{name} runs on {study.kind} data; {data} is {manifest['kind']}")
     for split in ("train", "test"):
         if split not in manifest["splits"]:
-            raise UserError(f"{data} has no {split} split: {name} trains on train and scores on test")
+            raise InputError(f"{data} has no {split} split: {name} trains on train and scores on test")
     if not 0 < budget.validation < 1:
-        raise UserError(f"the validation share must be in (0, 1), got {budget.validation}")
+        raise InputError(f"the validation share must be in (0, 1), got {budget.validation}")
     from ovbench.baselines import get_model
 
     needs_pool = any(get_model(r.model).needs_pool for r in chosen) or (
         "pool-nn" in study.references and (rows is None or "pool-nn" in rows))
     if needs_pool and pool is None:
-        raise UserError(f"{name} needs the silhouette pool (seganv, pool-nn): pass --pool FILE.h5")
+        raise InputError(f"{name} needs the silhouette pool (seganv, pool-nn): pass `pool` FILE.h5")
     references = [r for r in study.references if rows is None or r in rows]
     return chosen, references
 
@@ -166,8 +166,8 @@ def _check_resumable(out: Path, record: dict) -> None:
     before = json.loads(path.read_text())
     for key, what in (("table", "table"), ("budget", "budget"), ("manifest_sha256", "dataset build")):
         if before.get(key) != record[key]:
-            raise UserError(f"{out} holds a study with another {what} ({before.get(key)} vs "
-                            f"{record[key]}): choose another --out, or remove it")
+            raise InputError(f"{out} holds a study with another {what} ({before.get(key)} vs "
+                            f"{record[key]}): choose another `out`, or remove it")
     known = {r["name"] for r in record["rows"]}
     record["rows"] += [r for r in before["rows"] if r["name"] not in known]
     record["references"] += [r for r in before["references"] if r not in record["references"]]
@@ -175,7 +175,7 @@ def _check_resumable(out: Path, record: dict) -> None:
 
 
 def _validation_iou(data: Path, run: Path, row: Row, pool, budget: Budget) -> float:
-    from ovbench.evaluate import evaluate
+    from ovbench.evaluation.evaluator import evaluate
 
     result = evaluate(row.model, data, "train", run, row.evaluate, 16, budget.device, pool,
                       progress=False, holdout=budget.validation, part="validation")
@@ -226,10 +226,10 @@ def _keep_best(run: Path) -> None:
 def reproduce(name: str, data: Path, pool: Path | None, seeds: int, budget: Budget, out: Path,
               runs: Path, rows: list[str] | None = None, progress: bool = True) -> Report:
     """Run study `name` (a key of STUDIES) and write its results and report; see the module doc."""
-    from ovbench.evaluate import evaluate
+    from ovbench.evaluation.evaluator import evaluate
 
     if name not in STUDIES:
-        raise UserError(f"no study {name!r}; studies: {', '.join(STUDIES)}")
+        raise InputError(f"no study {name!r}; studies: {', '.join(STUDIES)}")
     study = STUDIES[name]
     started = time.perf_counter()
     chosen, references = _check(study, name, data, pool, seeds, budget, rows)
@@ -258,7 +258,7 @@ def reproduce(name: str, data: Path, pool: Path | None, seeds: int, budget: Budg
         if not target.is_file():
             write_json(target, evaluate(model, data, "test", None, {}, 16, budget.device, pool,
                                         progress=progress))
-    from ovbench.leaderboard import rebuild_study
+    from ovbench.evaluation.leaderboard import rebuild_study
 
     table, verdicts = rebuild_study(out)
     counts = {v: verdicts.count(v) for v in ("holds", "fails", "inconclusive")}

@@ -22,15 +22,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from ovbench import dataset
-from ovbench import masks as masks_lib
-from ovbench.composite import Cutout, composite, plan_occlusion
-from ovbench.errors import GLUnavailable, UserError
-from ovbench.executor import run_tasks
-from ovbench.harmonize import get_harmonizer
-from ovbench.ovd_sources import BUILTIN_CATEGORIES, BaseSpec, list_bases, list_occluders, make_base, make_cutout
+from ovbench.errors import InputError
+from ovbench.formats import dataset
+from ovbench.formats import masks as masks_lib
+from ovbench.formats.fileio import fingerprint
+from ovbench.generate import common
+from ovbench.generate.common import check_size
+from ovbench.generate.ovd.composite import Cutout, composite, plan_occlusion
+from ovbench.generate.ovd.harmonize import get_harmonizer
+from ovbench.generate.ovd.sources import (
+    BUILTIN_CATEGORIES,
+    BaseSpec,
+    list_bases,
+    list_occluders,
+    make_base,
+    make_cutout,
+)
 from ovbench.seeding import rng_for
 
 BASES_PER_TASK = 4
@@ -83,10 +91,10 @@ def parse_splits(text: str) -> tuple:
     for part in text.split(","):
         name, _, count = part.partition("=")
         if not name.strip() or not count.strip().isdigit() or int(count) < 1:
-            raise UserError(f"bad --splits {text!r}: use e.g. train=1000,test=100")
+            raise InputError(f"bad `splits` {text!r}: use e.g. train=1000,test=100")
         splits.append((name.strip(), int(count)))
     if len({name for name, _ in splits}) != len(splits):
-        raise UserError(f"bad --splits {text!r}: a split is named twice")
+        raise InputError(f"bad `splits` {text!r}: a split is named twice")
     return tuple(splits)
 
 
@@ -97,7 +105,7 @@ def parse_range(text: str) -> tuple:
     except ValueError:
         lo = hi = -1.0
     if not 0.0 <= lo <= hi < 1.0:
-        raise UserError(f"bad --occlusion {text!r}: use LOW:HIGH with 0 ≤ LOW ≤ HIGH < 1")
+        raise InputError(f"bad `occlusion` {text!r}: use LOW:HIGH with 0 ≤ LOW ≤ HIGH < 1")
     return (lo, hi)
 
 
@@ -121,7 +129,7 @@ def _assign_bases(config: OvdConfig) -> tuple[list[SplitPlan], object]:
         shares = [math.ceil(n / config.reuse) for _, n in config.splits]
     else:
         if len(specs) < len(config.splits):
-            raise UserError(f"{len(specs)} eligible bases cannot fill {len(config.splits)} splits "
+            raise InputError(f"{len(specs)} eligible bases cannot fill {len(config.splits)} splits "
                             "without sharing a vehicle")
         order = rng_for(config.seed, "base-split").permutation(len(specs))
         specs = [specs[i] for i in order]
@@ -142,6 +150,17 @@ def _assign_bases(config: OvdConfig) -> tuple[list[SplitPlan], object]:
 
 
 # --------------------------------------------------------------------------- occluder bank
+
+def _file_fingerprints(config: OvdConfig, base_listing, occluder_listing) -> dict:
+    """Fingerprints of the files behind file sources, so that a resumed build refuses changed inputs."""
+    prints = {}
+    for key, spec, listing in (("base", config.base, base_listing), ("occluders", config.occluders, occluder_listing)):
+        kind, _, rest = spec.partition(":")
+        if kind != "builtin":
+            files = [s.image for s in listing.specs] + [s.mask for s in listing.specs if s.mask]
+            prints[f"{key}_fingerprint"] = fingerprint(files + ([rest.split(":")[0]] if kind == "coco" else []))
+    return prints
+
 
 def _bank_dir(root: Path) -> Path:
     return root / dataset.PARTS / "occluders"
@@ -177,7 +196,8 @@ def _list_occluders(config: OvdConfig):
                           config.occluder_min_size, config.keep_border_occluders)
 
 
-def _build_bank(config: OvdConfig, listing, root: Path, workers: int, progress: bool) -> None:
+def _build_bank(config: OvdConfig, listing, root: Path, workers: int, progress: bool,
+                discard=None) -> None:
     specs = listing.specs
     if config.occluder_bank and len(specs) > config.occluder_bank:
         keep = np.sort(rng_for(config.seed, "occluder-bank").choice(len(specs), config.occluder_bank,
@@ -187,9 +207,8 @@ def _build_bank(config: OvdConfig, listing, root: Path, workers: int, progress: 
     folder.mkdir(parents=True, exist_ok=True)
     tasks = [(specs[i:i + CUTOUTS_PER_TASK], config.seed, config.size, folder)
              for i in range(0, len(specs), CUTOUTS_PER_TASK)]
-    with tqdm(total=len(specs), unit="cut-out", desc="occluders", disable=not progress) as bar:
-        for done in run_tasks(_make_cutouts, tasks, workers):
-            bar.update(done)
+    common.run_with_progress(_make_cutouts, tasks, workers=workers, total=len(specs), initial=0,
+                             unit="cut-out", desc="occluders", progress=progress, advance=int, discard=discard)
 
 
 # --------------------------------------------------------------------------- composites
@@ -205,7 +224,7 @@ def _category_ids(config: OvdConfig) -> dict[str, int]:
 
 
 def make_composite(base, bank: list[Cutout], config: OvdConfig, split: str, index: int,
-                   image_id: int, appearance: str) -> tuple[np.ndarray, dataset.Item]:
+                   image_id: int, appearance: str) -> tuple[np.ndarray, common.Item]:
     """One composite image and its records; all random choices from (seed, split, index)."""
     rng = rng_for(config.seed, "composite", split, index)
     harmonize = get_harmonizer(config.harmonize)
@@ -251,7 +270,7 @@ def make_composite(base, bank: list[Cutout], config: OvdConfig, split: str, inde
         "height": config.size, "appearance": appearance, "requested_occlusion": round(target, 4),
         "requested_occluders": requested_count,
     }
-    return image, dataset.Item(split, record, [annotation], {"occluders": occluders})
+    return image, common.Item(split, record, [annotation], {"occluders": occluders})
 
 
 def _make_split_bases(task: tuple) -> int:
@@ -260,7 +279,7 @@ def _make_split_bases(task: tuple) -> int:
     made = 0
     for position in positions:
         indices = [i for i in _composites_of(plan, position)
-                   if not dataset.item_done(root, plan.name, plan.first_id + i)]
+                   if not common.item_done(root, plan.name, plan.first_id + i)]
         if not indices:
             continue
         spec: BaseSpec = plan.bases[position]
@@ -272,39 +291,37 @@ def _make_split_bases(task: tuple) -> int:
             image_id = plan.first_id + i
             image, item = make_composite(base, bank, config, plan.name, i, image_id, appearance)
             dataset.write_png(root / plan.name / item.image["file_name"], image)
-            dataset.write_item(root, item)
+            common.write_item(root, item)
             made += 1
     return made
 
 
 def generate_ovd(config: OvdConfig, out: Path, workers: int = 1, resume: bool = False,
-                 progress: bool = True) -> dataset.DatasetSummary:
+                 progress: bool = True) -> common.DatasetSummary:
     out = Path(out)
-    if config.size < 32 or config.max_occluders < 1 or config.reuse < 1:
-        raise UserError("--size must be ≥ 32, --max-occluders and --reuse ≥ 1")
+    check_size(config.size)
+    if config.max_occluders < 1 or config.reuse < 1 or config.min_visible < 1:
+        raise InputError("`max_occluders`, `reuse` and `min_visible` must be at least 1 (got "
+                         f"{config.max_occluders}, {config.reuse}, {config.min_visible})")
+    if config.occluder_bank is not None and config.occluder_bank < 1:
+        raise InputError(f"`occluder_bank` must be at least 1 (or left out), got {config.occluder_bank}")
     get_harmonizer(config.harmonize)
     started = time.perf_counter()
-    record = config.record()
     plans, base_listing = _assign_bases(config)
     occluder_listing = _list_occluders(config)
-    fresh = not (out / dataset.PARTS).exists()
-    if not dataset.start(out, "ovd", record, resume):
-        manifest = dataset.load_manifest(out)
-        return dataset.DatasetSummary(out, manifest["splits"], 0.0)
-    try:
-        _build_bank(config, occluder_listing, out, workers, progress)
-        tasks = [(plan, list(range(i, min(i + BASES_PER_TASK, len(plan.bases)))), config, out)
-                 for plan in plans for i in range(0, len(plan.bases), BASES_PER_TASK)]
-        total = sum(plan.images for plan in plans)
-        done = sum(dataset.item_done(out, p.name, p.first_id + i) for p in plans for i in range(p.images))
-        with tqdm(total=total, initial=done, unit="img", desc="ovd", disable=not progress) as bar:
-            for made in run_tasks(_make_split_bases, tasks, workers):
-                bar.update(made)
-    except GLUnavailable:
-        if fresh:  # nothing could be rendered: leave nothing behind
-            dataset.discard(out)
-        raise
-    manifest = dataset.finish(
+    record = {**config.record(), **_file_fingerprints(config, base_listing, occluder_listing)}
+    fresh = common.start_dataset(out, "ovd", record, resume)
+    if fresh is None:
+        return common.DatasetSummary(out, dataset.load_manifest(out)["splits"], 0.0, made=False)
+    discard = (lambda: common.discard_dataset(out)) if fresh else None
+    _build_bank(config, occluder_listing, out, workers, progress, discard)
+    tasks = [(plan, list(range(i, min(i + BASES_PER_TASK, len(plan.bases)))), config, out)
+             for plan in plans for i in range(0, len(plan.bases), BASES_PER_TASK)]
+    done = sum(common.item_done(out, p.name, p.first_id + i) for p in plans for i in range(p.images))
+    common.run_with_progress(_make_split_bases, tasks, workers=workers, total=sum(p.images for p in plans),
+                             initial=done, unit="img", desc="ovd", progress=progress, advance=int,
+                             discard=discard)
+    manifest = common.finish_dataset(
         out, out.name, "ovd", record,
         [{"id": i, "name": n, "supercategory": "vehicle"} for n, i in _category_ids(config).items()],
         [p.name for p in plans],
@@ -312,6 +329,6 @@ def generate_ovd(config: OvdConfig, out: Path, workers: int = 1, resume: bool = 
          "base_rejected": dict(base_listing.rejected),
          "occluders_rejected": dict(occluder_listing.rejected)},
     )
-    return dataset.DatasetSummary(out, manifest["splits"], time.perf_counter() - started,
-                                  dataset.mean_occlusion(out, [p.name for p in plans]),
+    return common.DatasetSummary(out, manifest["splits"], time.perf_counter() - started,
+                                  common.mean_occlusion(out, [p.name for p in plans]),
                                   dict(base_listing.rejected))

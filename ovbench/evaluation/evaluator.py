@@ -21,14 +21,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ovbench import __version__, dataset
-from ovbench.data import AmodalSplit
-from ovbench.errors import UserError
+from ovbench import __version__
+from ovbench.errors import InputError
+from ovbench.evaluation.metrics import AppearanceMetrics, MaskMetrics, depth_layering
+from ovbench.evaluation.perceptual import InceptionCarProbability, SegmentationScore, load_inception, load_segmenter
+from ovbench.evaluation.protocol import Batch, Prediction
+from ovbench.formats import dataset
+from ovbench.formats.masks import decode
+from ovbench.formats.reader import AmodalSplit
 from ovbench.hub import is_hub_spec, resolve_data, resolve_pool
-from ovbench.masks import decode
-from ovbench.metrics import AppearanceMetrics, MaskMetrics, depth_layering
-from ovbench.perceptual import InceptionCarProbability, SegmentationScore, load_inception, load_segmenter
-from ovbench.protocol import Batch, Prediction
 
 
 def file_sha256(path: Path) -> str:
@@ -44,32 +45,33 @@ class OutsidePredictions:
         self.folder = Path(folder)
         path = self.folder / "predictions.json"
         if not path.is_file():
-            raise UserError(f"no predictions.json in {self.folder}")
+            raise InputError(f"no predictions.json in {self.folder}")
         try:
             records = json.loads(path.read_text())
             self.masks = {int(r["annotation_id"]): r["segmentation"] for r in records}
         except (ValueError, KeyError, TypeError) as exc:
-            raise UserError(f"{path}: not a list of {{annotation_id, segmentation}} records ({exc})") from exc
+            raise InputError(f"{path}: not a list of {{annotation_id, segmentation}} records ({exc})") from exc
 
     def check_ids(self, annotation_ids: list[int]) -> None:
         """Before any work (as pycocotools' loadRes): one prediction for every annotated object of
         the split, and none for objects it does not have."""
         missing = [a for a in annotation_ids if a not in self.masks]
         if missing:
-            raise UserError(f"predictions.json has no prediction for annotation {missing[0]}"
+            raise InputError(f"predictions.json has no prediction for annotation {missing[0]}"
                             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
         unknown = sorted(set(self.masks) - set(annotation_ids))
         if unknown:
-            raise UserError(f"predictions.json predicts annotation {unknown[0]}, which this split does "
+            raise InputError(f"predictions.json predicts annotation {unknown[0]}, which this split does "
                             f"not have ({len(unknown)} such): predictions made for another split?")
 
-    def predict_ids(self, annotation_ids: list[int], batch: Batch) -> Prediction:
+    def predict(self, batch: Batch) -> Prediction:
         masks, appearances = [], []
         height, width = batch.image.shape[-2:]
+        annotation_ids = batch.annotation_ids.tolist()
         for ann_id in annotation_ids:
             mask = decode(self.masks[ann_id])
             if mask.shape != (height, width):
-                raise UserError(f"prediction for annotation {ann_id} is {mask.shape[1]}×{mask.shape[0]}, "
+                raise InputError(f"prediction for annotation {ann_id} is {mask.shape[1]}×{mask.shape[0]}, "
                                 f"the image is {width}×{height}")
             masks.append(torch.from_numpy(mask).float())
             png = self.folder / "appearance" / f"{ann_id}.png"
@@ -114,6 +116,113 @@ def _clean(value):
     return value
 
 
+class DatasetEvaluator:
+    """detectron2's protocol: `reset`, then `process` every batch, then `evaluate` → metrics."""
+
+    def reset(self) -> None: ...
+
+    def process(self, items: dict, prediction: Prediction, device) -> None: ...
+
+    def evaluate(self) -> dict: ...
+
+
+class MaskEvaluator(DatasetEvaluator):
+    def reset(self) -> None:
+        self.metrics = MaskMetrics()
+
+    def process(self, items, prediction, device) -> None:
+        self.metrics.update(prediction.amodal_mask.to(device), items["amodal"].to(device),
+                            items["visible"].to(device), items["occlude_rate"])
+
+    def evaluate(self) -> dict:
+        return {"mask": self.metrics.compute()}
+
+
+class AppearanceEvaluator(DatasetEvaluator):
+    """L1/L2/SSIM/PSNR inside the hidden part, plus ICP and the segmentation score where their
+    networks are there; unavailable (with the reason) for a model that does not paint."""
+
+    def __init__(self, model_name: str, icp_model, icp_reason: str, ss_model, ss_reason: str):
+        self.model_name, self.icp_model, self.ss_model = model_name, icp_model, ss_model
+        self.icp_reason, self.ss_reason = icp_reason, ss_reason
+
+    def reset(self) -> None:
+        self.painted = True
+        self.metrics = AppearanceMetrics()
+        self.icp = InceptionCarProbability(self.icp_model) if self.icp_model is not None else None
+        self.ss = SegmentationScore(self.ss_model) if self.ss_model is not None else None
+
+    def process(self, items, prediction, device) -> None:
+        if prediction.appearance is None:
+            self.painted = False
+        if not self.painted:
+            return
+        appearance, amodal = prediction.appearance.to(device), items["amodal"].to(device)
+        self.metrics.update(appearance, items["appearance"].to(device),
+                            (amodal > 0.5) & (items["visible"].to(device) < 0.5))
+        if self.icp:
+            self.icp.update(appearance)
+        if self.ss:
+            self.ss.update(appearance, amodal)
+
+    def evaluate(self) -> dict:
+        if not self.painted:
+            reason = {"unavailable": f"{self.model_name} paints no appearance"}
+            return {"appearance": reason, "icp": reason, "ss": reason}
+        return {"appearance": self.metrics.compute(),
+                "icp": self.icp.compute() if self.icp else {"unavailable": self.icp_reason},
+                "ss": self.ss.compute() if self.ss else {"unavailable": self.ss_reason}}
+
+
+class LayeringEvaluator(DatasetEvaluator):
+    """Depth layering per image, scored once every annotated object of the image is predicted."""
+
+    def __init__(self, split: AmodalSplit):
+        self.pairs = split.pairs
+        self.objects_per_image: dict = {}
+        for ann in split.items:
+            self.objects_per_image[ann["image_id"]] = self.objects_per_image.get(ann["image_id"], 0) + 1
+
+    def reset(self) -> None:
+        self.remaining = dict(self.objects_per_image)
+        self.pending: dict = {}   # image id → {annotation id: (visible, predicted invisible)}
+        self.scores: list = []
+
+    def process(self, items, prediction, device) -> None:
+        visible = items["visible"]
+        hidden = ((prediction.amodal_mask.cpu() >= 0.5) & (visible < 0.5))[:, 0].numpy()
+        seen = (visible > 0.5)[:, 0].numpy()
+        for k, (ann_id, image_id) in enumerate(zip(items["annotation_id"].tolist(), items["image_id"].tolist())):
+            if image_id in self.pairs:
+                self.pending.setdefault(image_id, {})[ann_id] = (seen[k], hidden[k])
+            self.remaining[image_id] -= 1
+            if self.remaining[image_id] == 0 and image_id in self.pending:
+                objects = self.pending.pop(image_id)
+                score = depth_layering(self.pairs[image_id], {a: v for a, (v, _) in objects.items()},
+                                       {a: h for a, (_, h) in objects.items()})
+                if score is not None:
+                    self.scores.append(score)
+
+    def evaluate(self) -> dict:
+        return {"depth_layering": {"accuracy": float(np.mean(self.scores)), "images": len(self.scores)}
+                if self.scores else {"unavailable": "no occlusion pairs between annotated objects in this split"}}
+
+
+def inference_on_dataset(model, loader, evaluators: list[DatasetEvaluator], device: str, bar) -> dict:
+    """detectron2's loop: every evaluator sees every batch's prediction; their results, merged."""
+    for evaluator in evaluators:
+        evaluator.reset()
+    with torch.no_grad(), bar:
+        for items in loader:
+            batch = Batch(items["image"], items["visible"], items["box"],
+                          annotation_ids=items["annotation_id"]).to(device)
+            prediction = model.predict(batch)
+            for evaluator in evaluators:
+                evaluator.process(items, prediction, device)
+            bar.update(len(items["annotation_id"]))
+    return {key: value for evaluator in evaluators for key, value in evaluator.evaluate().items()}
+
+
 def evaluate(model_name: str | None, data: Path | str, split: str = "test", checkpoint: Path | None = None,
              options: dict | None = None, batch_size: int = 16, device: str = "cpu",
              pool: Path | str | None = None, predictions: Path | None = None, icp_weights=None,
@@ -121,9 +230,9 @@ def evaluate(model_name: str | None, data: Path | str, split: str = "test", chec
     """Score a registered model (with its evaluation `options`) or outside `predictions` on a
     split, or on the `part` ("fit" / "validation") of it that `holdout` carves; the results record."""
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but torch sees no CUDA device")
+        raise InputError("`device` cuda asked for, but torch sees no CUDA device")
     if batch_size < 1:
-        raise UserError(f"batch size must be at least 1, got {batch_size}")
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
     started = time.perf_counter()
     source = str(data)
     data, pool = resolve_data(data, progress), resolve_pool(pool, progress)
@@ -146,65 +255,15 @@ def evaluate(model_name: str | None, data: Path | str, split: str = "test", chec
         model_config = getattr(model, "config", {}) or {}
         pretrained = getattr(model, "pretrained_note", pretrained)
 
-    mask_metrics, appearance_metrics = MaskMetrics(), AppearanceMetrics()
     icp_model, icp_reason = load_inception(icp_weights, device)
     ss_model, ss_reason = load_segmenter(ss_weights, device)
-    icp = InceptionCarProbability(icp_model) if icp_model is not None else None
-    ss = SegmentationScore(ss_model) if ss_model is not None else None
-    painted = True
-    pending: dict = {}   # image id → {annotation id: (visible, predicted invisible)} for layering
-    remaining = {}
-    for ann in split_data.items:
-        remaining[ann["image_id"]] = remaining.get(ann["image_id"], 0) + 1
-    layering = []
-
+    evaluators = [MaskEvaluator(),
+                  AppearanceEvaluator(model_name, icp_model, icp_reason, ss_model, ss_reason),
+                  LayeringEvaluator(split_data)]
     loader = torch.utils.data.DataLoader(split_data, batch_size=batch_size, shuffle=False)
-    with torch.no_grad(), tqdm(total=len(split_data), unit="obj", desc=f"evaluate {model_name}",
-                               disable=not progress) as bar:
-        for items in loader:
-            batch = Batch(items["image"], items["visible"], items["box"]).to(device)
-            ids = items["annotation_id"].tolist()
-            prediction = (model.predict_ids(ids, batch) if isinstance(model, OutsidePredictions)
-                          else model.predict(batch))
-            amodal, visible = items["amodal"].to(device), items["visible"].to(device)
-            mask = prediction.amodal_mask.to(device)
-            mask_metrics.update(mask, amodal, visible, items["occlude_rate"])
-            if prediction.appearance is None:
-                painted = False
-            elif painted:
-                appearance = prediction.appearance.to(device)
-                appearance_metrics.update(appearance, items["appearance"].to(device),
-                                          (amodal > 0.5) & (visible < 0.5))
-                if icp:
-                    icp.update(appearance)
-                if ss:
-                    ss.update(appearance, amodal)
-            hidden = ((mask >= 0.5) & (visible < 0.5))[:, 0].cpu().numpy()
-            seen = (visible > 0.5)[:, 0].cpu().numpy()
-            for k, (ann_id, image_id) in enumerate(zip(ids, items["image_id"].tolist())):
-                if image_id in split_data.pairs:
-                    pending.setdefault(image_id, {})[ann_id] = (seen[k], hidden[k])
-                remaining[image_id] -= 1
-                if remaining[image_id] == 0 and image_id in pending:
-                    objects = pending.pop(image_id)
-                    score = depth_layering(split_data.pairs[image_id],
-                                           {a: v for a, (v, _) in objects.items()},
-                                           {a: h for a, (_, h) in objects.items()})
-                    if score is not None:
-                        layering.append(score)
-            bar.update(len(ids))
-
-    metrics = {"mask": mask_metrics.compute()}
-    if painted:
-        metrics["appearance"] = appearance_metrics.compute()
-        metrics["icp"] = icp.compute() if icp else {"unavailable": icp_reason}
-        metrics["ss"] = ss.compute() if ss else {"unavailable": ss_reason}
-    else:
-        reason = f"{model_name} paints no appearance"
-        metrics["appearance"] = metrics["icp"] = metrics["ss"] = {"unavailable": reason}
-    metrics["depth_layering"] = ({"accuracy": float(np.mean(layering)), "images": len(layering)}
-                                 if layering else {"unavailable": "no occlusion pairs between "
-                                                                  "annotated objects in this split"})
+    metrics = inference_on_dataset(model, loader, evaluators, device,
+                                   tqdm(total=len(split_data), unit="obj", desc=f"evaluate {model_name}",
+                                        disable=not progress))
     manifest_sha = file_sha256(Path(data) / dataset.MANIFEST)
     return _clean({
         "benchmark": split_data.manifest["name"], "model": model_name,

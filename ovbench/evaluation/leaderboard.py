@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ovbench.errors import UserError
-from ovbench.metrics import BUCKETS, AppearanceMetrics, MaskMetrics
-from ovbench.reproduce import STUDY_FILE, summarise, verdict
+from ovbench.errors import InputError
+from ovbench.evaluation.metrics import BUCKETS, AppearanceMetrics, MaskMetrics
+from ovbench.evaluation.reproduce import STUDY_FILE, summarise, verdict
 
 # BASELINES.md §7: Table III (synthetic OVD) of "Visualizing the Invisible", SeGAN Table 1 and 5.
 REFERENCE_ROWS = {
@@ -110,7 +110,7 @@ def _read_entries(folder: Path) -> list[tuple[Path, dict]]:
         try:
             entries.append((path, json.loads(path.read_text())))
         except ValueError as exc:
-            raise UserError(f"{path}: not valid JSON ({exc})") from exc
+            raise InputError(f"{path}: not valid JSON ({exc})") from exc
     return entries
 
 
@@ -120,7 +120,7 @@ def check_same_build(entries: list[tuple[Path, dict]]) -> None:
     for path, result in entries[1:]:
         for key in ("manifest_sha256", "split"):
             if result["dataset"].get(key) != first["dataset"].get(key):
-                raise UserError(
+                raise InputError(
                     f"{path} and {first_path} were scored on different dataset builds or splits "
                     f"({_build(result)} vs {_build(first)}): keep one build per leaderboard folder")
 
@@ -157,7 +157,7 @@ def rebuild(folder: Path = Path("leaderboards")) -> list[Path]:
     """Write <folder>/<benchmark>.md and <benchmark>-iou-by-occlusion.png for each benchmark."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"no leaderboard folder {folder}")
+        raise InputError(f"no leaderboard folder {folder}")
     written = []
     for bench_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         if (bench_dir / STUDY_FILE).is_file():
@@ -247,7 +247,7 @@ def rebuild_study(folder: Path) -> tuple[Path, list[str]]:
     study = json.loads((folder / STUDY_FILE).read_text())
     entries = _read_entries(folder)
     if not entries:
-        raise UserError(f"{folder} holds no result files yet")
+        raise InputError(f"{folder} holds no result files yet")
     check_same_build(entries)
     values = _study_values(entries, study)
     labels = {r["name"]: r["paper"] for r in study["rows"]}

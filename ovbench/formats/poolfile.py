@@ -12,7 +12,7 @@ bitorder="big"), one mask per chunk; per silhouette `model_id`, `source`, `view`
 `config` (JSON), `skipped` (JSON: model id → why it was left out), `models`, `views`, `seed`,
 `yfov_degrees`, `renderer`, `ovbench_version`.
 
-    from ovbench.poolfile import SilhouettePool
+    from ovbench.formats.poolfile import SilhouettePool
     with SilhouettePool("ovbench-data/pool.h5", in_memory=True) as pool:
         mask = pool.sample(numpy.random.default_rng(0))
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ovbench.errors import UserError
+from ovbench.errors import InputError
 
 COLUMNS = {"model_id": h5py.string_dtype(), "source": h5py.string_dtype(), "view": np.int16,
            "azimuth": np.float32, "elevation": np.float32, "distance": np.float32}
@@ -66,11 +66,11 @@ class SilhouettePool:
     def __init__(self, path: Path, in_memory: bool = False):
         self.path = Path(path)
         if not self.path.is_file():
-            raise UserError(f"silhouette pool not found: {self.path} (make one with `ovbench generate pool`)")
+            raise InputError(f"silhouette pool not found: {self.path} (make one with `ovbench generate pool`)")
         self._h5 = h5py.File(self.path, "r")
         masks = self._h5["masks"]
         if masks.attrs.get("packed") != "bits":
-            raise UserError(f"{self.path} is not an ovbench pool (no bit-packed masks)")
+            raise InputError(f"{self.path} is not an ovbench pool (no bit-packed masks)")
         self.width = int(masks.attrs["width"])
         self._masks = masks[()] if in_memory else masks
         self.model_id = self._h5["model_id"].asstr()[()]

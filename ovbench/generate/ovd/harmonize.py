@@ -13,8 +13,8 @@ from typing import Callable
 import numpy as np
 from skimage.color import lab2rgb, rgb2lab
 
-from ovbench.errors import UserError
-from ovbench.masks import box_slices
+from ovbench.errors import InputError
+from ovbench.formats.masks import box_slices
 
 STRENGTH = 0.5     # how far the statistics move toward the surroundings
 CONTEXT = 0.25     # the surroundings: the occluder's box grown by this share of its size
@@ -56,5 +56,5 @@ HARMONIZERS: dict[str, Callable] = {"none": no_harmonization, "reinhard": reinha
 
 def get_harmonizer(name: str) -> Callable:
     if name not in HARMONIZERS:
-        raise UserError(f"unknown --harmonize {name!r}; choose from {', '.join(HARMONIZERS)}")
+        raise InputError(f"unknown `harmonize` {name!r}; choose from {', '.join(HARMONIZERS)}")
     return HARMONIZERS[name]

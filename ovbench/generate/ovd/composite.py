@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
-from ovbench.masks import box_slices
+from ovbench.formats.masks import box_slices
 
 FEATHER_PX = 2.0  # edges soften over at most this many pixels, inward only
 CANDIDATES = 12   # placements tried per occluder

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ovbench import dataset
-from ovbench.errors import UserError
-from ovbench.masks import decode
-from ovbench.poolfile import SilhouettePool
+from ovbench.errors import InputError
+from ovbench.formats import dataset
+from ovbench.formats.masks import decode
+from ovbench.formats.poolfile import SilhouettePool
 
 BLUE, RED = np.array([40, 90, 255]), np.array([255, 40, 40])
 POOL_COLUMNS = 12       # views per model
@@ -28,11 +28,11 @@ LABEL_WIDTH = 150       # pixels: the model id left of its row
 def sheet(path: Path, split: str | None = None, count: int = 8, seed: int = 0) -> Image.Image:
     """A pool file's views (`count` models) or a dataset folder's contact sheet (`count` images)."""
     if count < 1:
-        raise UserError(f"--count must be at least 1, got {count}")
+        raise InputError(f"`count` must be at least 1, got {count}")
     if Path(path).suffix != ".h5":
         return contact_sheet(path, split, count, seed)
     if split is not None:
-        raise UserError(f"{path} is a silhouette pool: it has no splits (drop --split)")
+        raise InputError(f"{path} is a silhouette pool: it has no splits (drop `split`)")
     return pool_sheet(path, count, seed)
 
 
@@ -84,7 +84,7 @@ def contact_sheet(root: Path, split: str | None = None, count: int = 8, seed: in
     manifest = dataset.load_manifest(root)
     split = split or next(iter(manifest["splits"]))
     if split not in manifest["splits"]:
-        raise UserError(f"{root} has no split {split!r} (it has {', '.join(manifest['splits'])})")
+        raise InputError(f"{root} has no split {split!r} (it has {', '.join(manifest['splits'])})")
     split_dir = Path(root) / split
     document = json.loads((split_dir / "annotations.json").read_text())
     by_image: dict = {}

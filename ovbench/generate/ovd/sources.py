@@ -27,18 +27,16 @@ from PIL import Image
 
 from ovbench.assets.occluders import OCCLUDER_KINDS, build_occluder, street
 from ovbench.assets.procedural import build_vehicle
-from ovbench.composite import Cutout
-from ovbench.errors import UserError
-from ovbench.masks import box_slices, decode
-from ovbench.renderers import Camera, Lighting, SceneObject, look_at, shared_renderer
+from ovbench.errors import InputError
+from ovbench.formats.masks import box_slices, decode
+from ovbench.generate.ovd.composite import Cutout
+from ovbench.generate.street import CATEGORY_OF_TYPE, YFOV, sky_image, street_lighting
+from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
 from ovbench.seeding import rng_for
 
-YFOV = math.radians(40.0)
 # Street photos show cars far more often than buses and trucks.
 TYPE_WEIGHTS = {"sedan": 0.25, "hatchback": 0.2, "suv": 0.2, "pickup": 0.1, "van": 0.1,
                 "bus": 0.075, "truck": 0.075}
-CATEGORY_OF_TYPE = {"sedan": "car", "hatchback": "car", "suv": "car", "pickup": "car",
-                    "van": "car", "bus": "bus", "truck": "truck"}
 BUILTIN_CATEGORIES = ("car", "bus", "truck")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -80,7 +78,7 @@ def _split_source(spec: str, what: str) -> tuple[str, list[str]]:
             return kind, [ann, images]
     if kind == "dir" and rest:
         return kind, [rest]
-    raise UserError(f"bad {what} source {spec!r}: use builtin, coco:ANN.json:IMAGES_DIR or dir:DIR")
+    raise InputError(f"bad {what} source {spec!r}: use builtin, coco:ANN.json:IMAGES_DIR or dir:DIR")
 
 
 # --------------------------------------------------------------------------- COCO input
@@ -91,23 +89,23 @@ REQUIRED = {"images": ("id", "file_name", "width", "height"),
 
 
 def load_coco(path: str):
-    """pycocotools COCO after checking the fields ovbench reads; UserError naming what is missing."""
+    """pycocotools COCO after checking the fields ovbench reads; InputError naming what is missing."""
     from pycocotools.coco import COCO
 
     file = Path(path)
     if not file.is_file():
-        raise UserError(f"COCO annotation file not found: {file}")
+        raise InputError(f"COCO annotation file not found: {file}")
     try:
         data = json.loads(file.read_text())
     except ValueError as exc:
-        raise UserError(f"{file.name} is not valid JSON: {exc}") from exc
+        raise InputError(f"{file.name} is not valid JSON: {exc}") from exc
     for section, keys in REQUIRED.items():
         if section not in data:
-            raise UserError(f"{file.name}: missing top-level field {section!r}")
+            raise InputError(f"{file.name}: missing top-level field {section!r}")
         for record in data[section]:
             missing = [k for k in keys if k not in record]
             if missing:
-                raise UserError(f"{file.name}: {section} record {record.get('id', '?')} lacks "
+                raise InputError(f"{file.name}: {section} record {record.get('id', '?')} lacks "
                                 f"{', '.join(missing)}")
     coco = COCO()
     coco.dataset = data
@@ -121,7 +119,7 @@ def _category_ids(coco, names: list[str], file: str) -> dict[int, str]:
     by_name = {c["name"]: c["id"] for c in coco.dataset["categories"]}
     found = {by_name[n]: n for n in names if n in by_name}
     if not found:
-        raise UserError(f"{Path(file).name}: no category named {', '.join(names)} "
+        raise InputError(f"{Path(file).name}: no category named {', '.join(names)} "
                         f"(it has {', '.join(sorted(by_name)[:12])})")
     return found
 
@@ -146,7 +144,7 @@ def _coco_instances(ann_file: str, images: str, categories: list[str], what: str
                               segmentation=_rle_of(coco, ann), category=wanted[ann["category_id"]]))
     _check_images_exist(specs)
     if not specs:
-        raise UserError(f"no {what} of {', '.join(categories)} in {Path(ann_file).name}: "
+        raise InputError(f"no {what} of {', '.join(categories)} in {Path(ann_file).name}: "
                         f"rejected {_describe(rejected)}")
     return Listing(specs, f"COCO instances of {', '.join(categories)} from {Path(ann_file).name}",
                    rejected)
@@ -204,7 +202,7 @@ def _describe(rejected: Counter) -> str:
 def _check_images_exist(specs) -> None:
     for spec in specs:
         if not Path(spec.image).is_file():
-            raise UserError(f"image not found: {spec.image}")
+            raise InputError(f"image not found: {spec.image}")
 
 
 def coco_occluders(ann_file: str, images: str, categories: list[str], min_size: int,
@@ -240,7 +238,7 @@ def dir_bases(folder: str, categories: list[str], min_size: int) -> Listing:
     longer box side is at least `min_size`."""
     root = Path(folder)
     if not root.is_dir():
-        raise UserError(f"base folder not found: {root}")
+        raise InputError(f"base folder not found: {root}")
     specs, rejected = [], Counter()
     for image in sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
                         and not p.name.endswith(".mask.png")):
@@ -249,12 +247,12 @@ def dir_bases(folder: str, categories: list[str], min_size: int) -> Listing:
             continue
         mask = image.with_name(image.stem + ".mask.png")
         if not mask.is_file():
-            raise UserError(f"{image.name} has no mask beside it (expected {mask.name})")
+            raise InputError(f"{image.name} has no mask beside it (expected {mask.name})")
         vehicle = _read_mask(str(mask))
         with Image.open(image) as photo:
             width, height = photo.size
         if vehicle.shape != (height, width):
-            raise UserError(f"mask {mask.name} is {vehicle.shape[1]}×{vehicle.shape[0]} but "
+            raise InputError(f"mask {mask.name} is {vehicle.shape[1]}×{vehicle.shape[0]} but "
                             f"{image.name} is {width}×{height}")
         if vehicle.any() and max(s.stop - s.start for s in box_slices(vehicle)) < min_size:
             rejected[f"smaller than {min_size} px"] += 1
@@ -262,7 +260,7 @@ def dir_bases(folder: str, categories: list[str], min_size: int) -> Listing:
         specs.append(BaseSpec("dir", len(specs), f"dir-{image.stem}", image=str(image), mask=str(mask),
                               category=_category_of_file(image)))
     if not specs:
-        raise UserError(f"no images with masks of {', '.join(categories)} in {root}: "
+        raise InputError(f"no images with masks of {', '.join(categories)} in {root}: "
                         f"rejected {_describe(rejected)}")
     return Listing(specs, f"image folder {root.name} ({len(specs)} images)", rejected)
 
@@ -270,22 +268,22 @@ def dir_bases(folder: str, categories: list[str], min_size: int) -> Listing:
 def dir_occluders(folder: str) -> Listing:
     root = Path(folder)
     if not root.is_dir():
-        raise UserError(f"occluder folder not found: {root}")
+        raise InputError(f"occluder folder not found: {root}")
     specs = []
     for path in sorted(root.glob("*.png")):
         with Image.open(path) as image:
             if image.mode != "RGBA":
-                raise UserError(f"occluder {path.name} has no alpha channel (RGBA PNG cut-outs needed)")
+                raise InputError(f"occluder {path.name} has no alpha channel (RGBA PNG cut-outs needed)")
             alpha = np.asarray(image)[..., 3] >= 128
         if not alpha.any():
-            raise UserError(f"occluder {path.name} is fully transparent")
+            raise InputError(f"occluder {path.name} is fully transparent")
         if alpha[0].all() and alpha[-1].all() and alpha[:, 0].all() and alpha[:, -1].all():
-            raise UserError(f"occluder {path.name} fills its whole frame: not a cut-out "
+            raise InputError(f"occluder {path.name} fills its whole frame: not a cut-out "
                             "(the object must be smaller than the image, on a transparent background)")
         specs.append(BaseSpec("dir", len(specs), f"dir-{path.stem}", image=str(path),
                               category=_category_of_file(path)))
     if not specs:
-        raise UserError(f"no RGBA PNG cut-outs in {root}")
+        raise InputError(f"no RGBA PNG cut-outs in {root}")
     return Listing(specs, f"cut-out folder {root.name} ({len(specs)} files)")
 
 
@@ -319,26 +317,6 @@ def list_occluders(source: str, count_hint: int, categories: list[str], min_size
 
 # --------------------------------------------------------------------------- pixels
 
-def street_lighting(rng) -> Lighting:
-    elevation, azimuth = rng.uniform(0.35, 1.2), rng.uniform(0, 2 * np.pi)
-    direction = -np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
-                           np.sin(elevation)])
-    return Lighting(tuple(direction), rng.uniform(2.0, 4.0), rng.uniform(0.25, 0.45))
-
-
-def sky_colours(rng) -> tuple[np.ndarray, np.ndarray]:
-    """A random sky: RGB (0-255) at the zenith and at the horizon."""
-    top = np.array([rng.uniform(60, 120), rng.uniform(110, 160), rng.uniform(190, 240)])
-    horizon = np.array([rng.uniform(190, 235)] * 3) + rng.normal(0, 6, 3)
-    return top, horizon
-
-
-def _sky(size: int, rng) -> np.ndarray:
-    top, horizon = sky_colours(rng)
-    t = np.linspace(0, 1, size)[:, None, None]
-    return np.broadcast_to(top * (1 - t) + horizon * t, (size, size, 3))
-
-
 def render_builtin_base(spec: BaseSpec, seed: int, size: int) -> Base:
     """A procedural vehicle on a street seen like a street photo, whole and fully in frame."""
     rng = rng_for(seed, "base", spec.index)
@@ -359,7 +337,7 @@ def render_builtin_base(spec: BaseSpec, seed: int, size: int) -> Base:
         target = np.array([0.0, 0.0, centre[2]]) + rng.normal(0, 0.05 * radius, 3)
         camera = Camera(look_at(eye, target), yfov=YFOV)
         scenery = street(rng, road_angle, eye[:2], radius)
-        sky = _sky(size, rng)
+        sky = sky_image(size, rng)
         renderer.set_scene([SceneObject(vehicle, pose), SceneObject(scenery)], street_lighting(rng),
                            background=tuple(sky[-1, 0] / 255.0))
         ids, _ = renderer.instances(camera)
@@ -428,14 +406,14 @@ def make_base(spec: BaseSpec, seed: int, size: int) -> Base:
     if spec.kind == "coco":
         mask = decode(spec.segmentation)
         if mask.shape != rgb.shape[:2]:
-            raise UserError(f"{Path(spec.image).name} is {rgb.shape[1]}×{rgb.shape[0]} but its "
+            raise InputError(f"{Path(spec.image).name} is {rgb.shape[1]}×{rgb.shape[0]} but its "
                             f"annotation says {mask.shape[1]}×{mask.shape[0]}")
         source = "coco"
     else:
         mask = _read_mask(spec.mask)
         source = "dir"
     if not mask.any():
-        raise UserError(f"the vehicle mask of {Path(spec.image).name} is empty")
+        raise InputError(f"the vehicle mask of {Path(spec.image).name} is empty")
     image, amodal = _crop_resize(rgb, mask, *frame_crop(mask, rng_for(seed, "base", spec.index)), size)
     return Base(image, amodal, spec.category, spec.group, source)
 

@@ -1,0 +1,1 @@
+"""Scoring: the model protocol, metrics, the evaluator, leaderboards and paper studies."""

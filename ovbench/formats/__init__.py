@@ -1,0 +1,1 @@
+"""On-disk formats and their readers: dataset folders, the silhouette pool, masks, conversion."""

@@ -1,0 +1,1 @@
+"""Generators: silhouette pool, OVD composites, DYCE scenes, and what they share."""

@@ -1,0 +1,1 @@
+"""OVD-style composites: base and occluder sources, compositing, harmonisation."""

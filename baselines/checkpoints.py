@@ -6,6 +6,8 @@ Files under the run folder, per saved step S:
   checkpoint-S.json     model name and config, training settings, step, optimiser hyper-parameters;
                         written last, so it marks a complete checkpoint.
 The newest KEEP_CHECKPOINTS are kept, plus any copied elsewhere (reproduce keeps the best).
+A published model (ovbench.hub.models: `config.json` + `model.safetensors`, from `--to` or
+downloaded for `hub:ORG/NAME`) loads the same way.
 """
 
 from __future__ import annotations
@@ -87,11 +89,17 @@ def _prune(run: Path) -> None:
             (run / name).unlink(missing_ok=True)
 
 
+PUBLISHED_RECORD, PUBLISHED_WEIGHTS = "config.json", "model.safetensors"
+
+
 def find_checkpoint(path: Path) -> Path:
-    """The checkpoint JSON for a run folder (its newest), a JSON, or a model-S.safetensors file."""
+    """The checkpoint JSON for a run folder (its newest), a published model's folder, a JSON, or a
+    model-S.safetensors file."""
     path = Path(path)
     if path.is_dir():
         steps = steps_saved(path)
+        if not steps and (path / PUBLISHED_RECORD).is_file():
+            return path / PUBLISHED_RECORD
         if not steps:
             raise InputError(f"no checkpoint in {path}")
         return path / f"checkpoint-{steps[-1]}.json"
@@ -103,6 +111,12 @@ def find_checkpoint(path: Path) -> Path:
         raise InputError(f"{path} is not a checkpoint: give a run folder, checkpoint-S.json or "
                         "model-S.safetensors")
     return path
+
+
+def weights_of(record_path: Path, record: dict) -> Path:
+    if record_path.name == PUBLISHED_RECORD:
+        return record_path.with_name(PUBLISHED_WEIGHTS)
+    return record_path.with_name(f"model-{record['step']}.safetensors")
 
 
 def read_record(path: Path) -> dict:
@@ -125,7 +139,7 @@ def load_model_checkpoint(factory, checkpoint: Path, device: str, pool=None,
         raise InputError(f"{record_path} is a checkpoint of {record.get('model')!r}, not {factory.name!r}")
     config = {**record["config"], **(overrides or {})}
     model = factory(config, pool=pool, device=device)
-    weights_path = record_path.with_name(f"model-{record['step']}.safetensors")
+    weights_path = weights_of(record_path, record)
     try:
         weights = load_file(str(weights_path))
     except (OSError, SafetensorError) as exc:
@@ -145,10 +159,23 @@ def checkpoint_status(cls, runs: Path = Path("runs")) -> str:
     return f"trained: {runs / cls.name}, step {steps[-1]}" if steps else "not trained yet"
 
 
+def resolve_checkpoint(checkpoint: str | Path) -> Path:
+    """A local checkpoint path, or the folder a published model (hub:ORG/NAME) is cached in."""
+    from ovbench.hub import is_hub_spec
+
+    if is_hub_spec(str(checkpoint)):
+        from ovbench.hub.models import download_model
+
+        return download_model(str(checkpoint))
+    return Path(checkpoint)
+
+
 def load_for_evaluation(cls, checkpoint=None, pool=None, device="cpu", overrides: dict | None = None,
                         runs: Path = Path("runs")):
-    """A trained model: the newest checkpoint under runs/NAME, or --checkpoint; when there is
-    none, a InputError that says how to train it."""
+    """A trained model: the newest checkpoint under runs/NAME, or --checkpoint (a path, or
+    hub:ORG/NAME: a published model, from the Hub cache); when there is none, a InputError that
+    says how to train it."""
+    checkpoint = resolve_checkpoint(checkpoint) if checkpoint else None
     path = Path(checkpoint) if checkpoint else runs / cls.name
     if checkpoint is None and not (path.is_dir() and steps_saved(path)):
         pool_hint = " --pool ovbench-data/pool.h5" if cls.needs_pool else ""

@@ -13,19 +13,37 @@ from ovbench.errors import InputError
 from ovbench.evaluation.reproduce import STUDIES
 
 DEFAULT_DATA = Path("ovbench-data")
+SUITE = "suite_"  # dest prefix of `ovbench generate`'s own options (the default suite's)
 # `ovbench generate` with no stage: demo-size data, fully offline.
 DEMO_POOL = {"models": 28, "views": 40}
 DEMO_OVD = {"splits": (("train", 200), ("test", 50))}
 
 
-def _add_generator_options(parser: argparse.ArgumentParser, out_help: str, out_default=None) -> None:
-    parser.add_argument("--out", type=Path, default=out_default, help=out_help)
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="worker processes; the output is identical for any number (default: cores)")
-    parser.add_argument("--resume", action="store_true",
-                        help="finish an interrupted run (same settings) instead of refusing to touch it")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+GENERATOR_DEFAULTS = {"seed": 0, "workers": os.cpu_count() or 1, "resume": False, "quiet": False,
+                      "executor": "process", "address": None}
+
+
+def _add_generator_options(parser: argparse.ArgumentParser, out_help: str, out_default=None,
+                           dest_prefix: str = "", executors: bool = True) -> None:
+    """The options every generator takes (`executors`: where its shard tasks run). The default
+    suite's are kept apart (`dest_prefix`, no defaults), so that one written before a stage's name
+    is refused instead of silently ignored."""
+    def add(flag, **kwargs):
+        name = flag[2:].replace("-", "_")
+        default = {**GENERATOR_DEFAULTS, "out": out_default}[name]
+        parser.add_argument(flag, dest=dest_prefix + name,
+                            default=argparse.SUPPRESS if dest_prefix else default, **kwargs)
+
+    add("--out", type=Path, help=out_help)
+    add("--seed", type=int, help="random seed (default 0)")
+    add("--workers", type=int, help="worker processes; the output is identical for any number (default: cores)")
+    add("--resume", action="store_true",
+        help="finish an interrupted run (same settings) instead of refusing to touch it")
+    add("--quiet", action="store_true", help="no progress bar")
+    if executors:
+        add("--executor", choices=["process", "ray"],
+            help="process: a pool on this machine (default); ray: a Ray cluster, same output byte for byte")
+        add("--address", help="HOST:PORT of the Ray cluster's head (default: a local Ray for the run)")
 
 
 def _pool_parser(stages) -> None:
@@ -88,8 +106,12 @@ def _dyce_parser(stages) -> None:
         dyce.add_argument(flag, default=None, help=meaning)
     dyce.add_argument("--models", type=int, default=None,
                       help="vehicle models (default 200 procedural, or all of a file source)")
-    dyce.add_argument("--objects", default="3:6", help="objects per scene MIN:MAX (default 3:6)")
-    dyce.add_argument("--views-per-scene", type=int, default=2)
+    dyce.add_argument("--layout", default="street", choices=["street", "open"],
+                      help="street (default: road, kerbs, sidewalks, façades, parked rows) | open "
+                           "(objects on a bare ground disc)")
+    dyce.add_argument("--objects", default=None,
+                      help="objects per scene MIN:MAX (default 50:70 on a street, 3:6 open)")
+    dyce.add_argument("--views-per-scene", type=int, default=4)
     dyce.add_argument("--splits", default="train=60,test=20", help="images per split")
     dyce.add_argument("--min-visible", type=int, default=10,
                       help="objects with fewer visible pixels are not annotated (default 10, as DYCE)")
@@ -154,7 +176,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "generate", help="make data: with no stage, the demo-size default suite into ./ovbench-data",
         description="Generate benchmark data. Without a stage: the default suite at demo size.")
     _add_generator_options(generate, "output folder of the default suite (default ovbench-data)",
-                           DEFAULT_DATA)
+                           DEFAULT_DATA, dest_prefix=SUITE)
     stages = generate.add_subparsers(dest="stage")
     _pool_parser(stages)
     _ovd_parser(stages)
@@ -176,6 +198,18 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     convert.add_argument("--to", required=True, choices=["cocoa", "kins2020"])
     convert.add_argument("-o", "--out", type=Path, required=True, help="output folder: <split>.json each")
 
+    importer = commands.add_parser(
+        "import", help="a real amodal set (KINS, COCOA) → dataset folder of kind real",
+        description="One record per instance, framed as ovd frames its photo bases, with amodal and "
+                    "visible masks and no appearance ground truth.")
+    importer.add_argument("layout", choices=["kins", "cocoa"], help="kins (original or 2020 keys) | cocoa")
+    importer.add_argument("annotations", type=Path, metavar="ANN.json")
+    importer.add_argument("--images", type=Path, required=True, help="folder of the photos the file names")
+    importer.add_argument("--categories", default=None, help="only these categories, comma-separated (default all)")
+    importer.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    importer.add_argument("--split", default="test", help="the folder's one split (default test)")
+    _add_generator_options(importer, "output folder (required)", executors=False)
+
     evaluate = commands.add_parser("evaluate", help="score a model (or outside predictions) on a split",
                                    description="Run a registered model over a split and score it. "
                                                "A model's own options: ovbench evaluate --model NAME --help.")
@@ -185,8 +219,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     evaluate.add_argument("--data", default=DEFAULT_DATA / "ovd",
                           help="dataset folder, or hub:ORG/NAME[/CONFIG] (default ovbench-data/ovd)")
     evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--checkpoint", type=Path, default=None,
-                          help="checkpoint (default: the newest under runs/NAME)")
+    evaluate.add_argument("--checkpoint", default=None,
+                          help="checkpoint: a run folder, checkpoint-S.json, model-S.safetensors, a "
+                               "published model's folder, or hub:ORG/NAME (default: the newest under runs/NAME)")
     evaluate.add_argument("--batch-size", type=int, default=16)
     _add_device_option(evaluate)
     evaluate.add_argument("--pool", default=None,
@@ -215,6 +250,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     train.add_argument("--time-limit", type=float, default=None,
                        help="stop (with a checkpoint) after this many seconds of training")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--checkpoint", default=None,
+                       help="start from these weights (fine-tuning; fresh optimisers): a run folder, "
+                            "checkpoint-S.json, or hub:ORG/NAME (a published model)")
     train.add_argument("--out", type=Path, default=None, help="run folder (default runs/NAME)")
     train.add_argument("--quiet", action="store_true")
 
@@ -239,13 +277,16 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     reproduce.add_argument("--quiet", action="store_true")
 
     publish = commands.add_parser(
-        "publish", help="push datasets to the Hugging Face Hub (or write the same repository locally)",
+        "publish", help="push datasets or a trained model to the Hugging Face Hub (or write the same "
+                        "repository locally)",
         description="Dataset folders and pool files → one Hub dataset repository: parquet shards, a "
-                    "config per dataset (ovd, dyce, pool) and a dataset card. The token comes from "
-                    "HF_TOKEN or `hf auth login`.")
+                    "config per dataset (ovd, dyce, pool, real) and a dataset card. A training run "
+                    "(runs/NAME) → a model repository: safetensors weights, config, its result files "
+                    "and a model card. The token comes from HF_TOKEN or `hf auth login`.")
     publish.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                         help="dataset folder, pool .h5 file, or a folder holding them (ovbench-data)")
-    publish.add_argument("--repo-id", required=True, help="ORG/NAME of the dataset repository")
+                         help="dataset folder, pool .h5 file, a folder holding them (ovbench-data), or "
+                              "one training run folder")
+    publish.add_argument("--repo-id", required=True, help="ORG/NAME of the dataset or model repository")
     publish.add_argument("--to", type=Path, default=None,
                          help="write the repository's files into this folder instead of pushing")
     publish.add_argument("--private", action="store_true",
@@ -282,9 +323,9 @@ def _registered(name: str | None):
 
 
 def _print_pool_summary(summary) -> None:
-    rate = summary.silhouettes / summary.seconds if summary.seconds else float("nan")
-    print(f"pool: {summary.silhouettes:,} silhouettes of {summary.models} models in "
-          f"{summary.seconds:.1f} s ({rate:,.0f}/s) → {summary.path}")
+    made = (f"in {summary.seconds:.1f} s ({summary.silhouettes / summary.seconds:,.0f}/s)" if summary.seconds
+            else "(already complete)")
+    print(f"pool: {summary.silhouettes:,} silhouettes of {summary.models} models {made} → {summary.path}")
     if summary.skipped:
         print(f"skipped {len(summary.skipped)} models:", file=sys.stderr)
         for model_id, reason in sorted(summary.skipped.items()):
@@ -296,12 +337,28 @@ def _print_pool_summary(summary) -> None:
 def _print_dataset_summary(summary) -> None:
     images = sum(c["images"] for c in summary.counts.values())
     splits = ", ".join(f"{name} {c['images']:,}" for name, c in summary.counts.items())
-    rate = f" ({images / summary.seconds:,.1f} img/s)" if summary.seconds else " (already complete)"
-    print(f"{images:,} images ({splits}) in {summary.seconds:.1f} s{rate}, mean occlusion "
-          f"{summary.mean_occlusion:.2f} → {summary.path}")
+    made = (f"in {summary.seconds:.1f} s ({images / summary.seconds:,.1f} img/s)" if summary.made
+            else "(already complete)")
+    print(f"{images:,} images ({splits}) {made}, mean occlusion {summary.mean_occlusion:.2f} → {summary.path}")
+    print(_occlusion_histogram(summary.path, list(summary.counts), images))
     if summary.rejected:
         print("bases rejected: " + ", ".join(f"{n} {why}" for why, n in summary.rejected.items()),
               file=sys.stderr)
+
+
+def _occlusion_histogram(root: Path, splits: list[str], images: int) -> str:
+    """One line: annotated objects per image, and how many are hidden by how much."""
+    import json
+
+    import numpy as np
+
+    rates = np.array([a["occlude_rate"] for split in splits for a in
+                      json.loads((Path(root) / split / "annotations.json").read_text())["annotations"]])
+    counts, _ = np.histogram(rates, bins=(0.0, 0.01, 0.25, 0.5, 0.75, 1.0))
+    bins = ("< 0.01", "0.01-0.25", "0.25-0.5", "0.5-0.75", "≥ 0.75")
+    share = float((rates >= 0.25).mean()) if len(rates) else 0.0
+    return (f"occlusion of {len(rates):,} objects ({len(rates) / max(images, 1):.1f} an image): "
+            + ", ".join(f"{label} {n:,}" for label, n in zip(bins, counts)) + f"; {share:.0%} at least 0.25 hidden")
 
 
 def _ovd_config(args, **overrides):
@@ -324,10 +381,13 @@ def _dyce_config(args):
     from ovbench.generate.dyce import DyceConfig
     from ovbench.generate.ovd.generate import parse_splits
 
-    low, _, high = args.objects.partition(":")
-    if not (low.isdigit() and high.isdigit()):
-        raise InputError(f"bad --objects {args.objects!r}: use MIN:MAX, e.g. 3:6")
-    return DyceConfig(vehicles=args.vehicles, models=args.models, objects=(int(low), int(high)),
+    objects = None
+    if args.objects is not None:
+        low, _, high = args.objects.partition(":")
+        if not (low.isdigit() and high.isdigit()):
+            raise InputError(f"bad --objects {args.objects!r}: use MIN:MAX, e.g. 3:6")
+        objects = (int(low), int(high))
+    return DyceConfig(vehicles=args.vehicles, models=args.models, layout=args.layout, objects=objects,
                       views_per_scene=args.views_per_scene, splits=parse_splits(args.splits),
                       size=args.size, seed=args.seed, min_visible=args.min_visible,
                       up=args.up, front=args.front)
@@ -342,35 +402,45 @@ def _generate(args) -> None:
     from ovbench.generate.ovd.generate import generate_ovd
     from ovbench.generate.pool import PoolConfig, generate_pool
 
+    given = {k[len(SUITE):]: v for k, v in vars(args).items() if k.startswith(SUITE)}
+    if args.stage and given:
+        flag = "--" + next(iter(given)).replace("_", "-")
+        raise InputError(f"{flag} was written before the stage; options go after it: "
+                         f"ovbench generate {args.stage} {flag} ...")
+    if not args.stage:
+        vars(args).update({**GENERATOR_DEFAULTS, "out": DEFAULT_DATA, **given})
     if args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
+    from ovbench.generate.common import Executor
+
+    executor = Executor(args.executor, args.address)
     if args.stage == "dyce":
         _print_dataset_summary(generate_dyce(_dyce_config(args), args.out, args.workers, args.resume,
-                                             progress=not args.quiet))
+                                             progress=not args.quiet, executor=executor))
         return
     if args.stage == "ovd":
         _print_dataset_summary(generate_ovd(_ovd_config(args), args.out, args.workers, args.resume,
-                                            progress=not args.quiet))
+                                            progress=not args.quiet, executor=executor))
         return
     if args.stage == "pool":
         config = PoolConfig(source=args.source, synset=args.synset, models=args.models,
                             views=args.views, size=args.size, seed=args.seed, up=args.up,
                             front=args.front)
         _print_pool_summary(generate_pool(config, args.out, args.workers, args.resume,
-                                          progress=not args.quiet))
+                                          progress=not args.quiet, executor=executor))
         return
     # The default suite: every stage at demo size; reruns finish or keep what is there.
     args.out.mkdir(parents=True, exist_ok=True)
     config = PoolConfig(seed=args.seed, **DEMO_POOL)
     _print_pool_summary(generate_pool(config, args.out / "pool.h5", args.workers, resume=True,
-                                      progress=not args.quiet))
+                                      progress=not args.quiet, executor=executor))
     ovd = _ovd_config(None, seed=args.seed, **DEMO_OVD)
     _print_dataset_summary(generate_ovd(ovd, args.out / "ovd", args.workers, resume=True,
-                                        progress=not args.quiet))
+                                        progress=not args.quiet, executor=executor))
     from ovbench.generate.dyce import DyceConfig
 
     _print_dataset_summary(generate_dyce(DyceConfig(seed=args.seed), args.out / "dyce", args.workers,
-                                         resume=True, progress=not args.quiet))
+                                         resume=True, progress=not args.quiet, executor=executor))
 
 
 def _models(_args) -> None:
@@ -431,7 +501,7 @@ def _train(args) -> None:
         lr=args.lr, size=args.size, device=_device(args), amp=args.amp, seed=args.seed,
         out=str(args.out or Path("runs") / factory.name), pretrained=_pretrained(args),
         save_every=args.save_every, max_steps=args.max_steps, time_limit=args.time_limit,
-        resume=args.resume, options=_model_options(args, factory))
+        resume=args.resume, checkpoint=args.checkpoint, options=_model_options(args, factory))
     summary = train(factory, settings, progress=not args.quiet)
     if summary["rank"] == 0:
         print(f"{factory.name}: {summary['steps']} steps in {summary['seconds']:.1f} s "
@@ -460,7 +530,8 @@ def _publish(args) -> None:
 
     summary = publish(args.paths, args.repo_id, args.to, args.private, args.max_shard_size,
                       args.overwrite, args.license, progress=not args.quiet)
-    print(f"{', '.join(summary.configs)}: {summary.rows:,} rows, {summary.files} files, "
+    rows = f"{summary.rows:,} rows, " if summary.rows else ""
+    print(f"{', '.join(summary.configs)}: {rows}{summary.files} files, "
           f"{summary.num_bytes / 1e6:,.1f} MB in {summary.seconds:.1f} s → {summary.destination}")
 
 
@@ -493,6 +564,22 @@ def _show(args) -> None:
 
     sheet(args.dir, args.split, args.count, args.seed).save(args.out)
     print(f"contact sheet → {args.out}")
+
+
+def _import(args) -> None:
+    from ovbench.formats.importers import import_dataset
+
+    if args.out is None:
+        raise InputError("`out` is required: the dataset folder to write")
+    if args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
+    summary = import_dataset(
+        args.layout, args.annotations, args.images, args.out, _names(args.categories) if args.categories else None,
+        args.size, args.split, args.seed, args.workers, args.resume, progress=not args.quiet)
+    left_out, summary.rejected = summary.rejected, {}
+    _print_dataset_summary(summary)
+    if left_out:
+        print("instances left out: " + ", ".join(f"{n} {why}" for why, n in left_out.items()), file=sys.stderr)
 
 
 def _convert(args) -> None:
@@ -536,19 +623,39 @@ def in_flags(message: str, flags: dict[str, str]) -> str:
     return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: flags.get(m.group(1), m.group(0)), message)
 
 
+OUTPUT_OPTIONS = ("out", "to", "runs")
+MAKES_DATASETS = ("generate", "import")  # their --out is the dataset they make (and resume)
+
+
+def _refuse_outputs_in_datasets(args) -> None:
+    """No command writes into a dataset folder it did not make (the folder would stop validating)."""
+    from ovbench.formats.dataset import refuse_inside_dataset
+
+    for name in OUTPUT_OPTIONS:
+        value = getattr(args, name, None)
+        if value is not None:
+            path = Path(value).absolute()
+            refuse_inside_dataset(path.parent if args.command in MAKES_DATASETS else path, f"--{name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = _attach_axis_values(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     handlers = {"generate": _generate, "models": _models, "validate": _validate, "show": _show,
                 "convert": _convert, "evaluate": _evaluate, "leaderboard": _leaderboard,
-                "train": _train, "publish": _publish, "reproduce": _reproduce}
+                "train": _train, "publish": _publish, "reproduce": _reproduce, "import": _import}
     try:
+        _refuse_outputs_in_datasets(args)
         handlers[args.command](args)
     except InputError as exc:
         message = " ".join(in_flags(str(exc), _flags_of(parser, args)).split())
         print(f"ovbench: error: {message}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # the machine's answer (permissions, a full disk): one line, like bad input
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"ovbench: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("ovbench: interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130

@@ -42,20 +42,21 @@ class TrainSettings:
     workers: int | None = None        # data-loading processes (default: 0 on CPU, up to 8 on GPU)
     holdout: float = 0.0              # share of the split's images kept out for validation
     resume: bool = False
+    checkpoint: str | None = None     # weights to start from (a checkpoint path or hub:ORG/NAME)
     options: dict = field(default_factory=dict)   # the model's own options, e.g. discriminator
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "size"):
             if getattr(self, name) < 1:
-                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise InputError(f"`{name}` must be at least 1, got {getattr(self, name)}")
         for name in ("max_steps", "until_epoch", "time_limit"):
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise InputError(f"{name} must be positive, got {value}")
+                raise InputError(f"`{name}` must be positive, got {value}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
-            raise InputError(f"lr must be a positive number, got {self.lr}")
+            raise InputError(f"`lr` must be a positive number, got {self.lr}")
         if not 0 <= self.holdout < 1:
-            raise InputError(f"holdout must be in [0, 1), got {self.holdout}")
+            raise InputError(f"`holdout` must be in [0, 1), got {self.holdout}")
 
     @classmethod
     def with_preset(cls, preset: str | None, **given) -> "TrainSettings":

@@ -3,6 +3,13 @@
 Masks and depth come from pyrender's SEG pass, which pyrender draws with multisampling off, so
 they are exact (a colour or depth-only pass is multisampled and blurs silhouette edges).
 Every pass draws both faces of every triangle (`_both_sides`), so open meshes render whole.
+
+Solo passes ("object k alone") may draw several objects at once when their screen boxes (the
+projection of each one's bounding box, a pixel of margin around it) keep apart: no pixel of one
+can then be touched by another, so each gets exactly the pixels, depth and colours of its own
+pass at a fraction of the cost. With sun shadows, the sun's shadow map is the whole scene's,
+rendered once per scene and kept for every colour pass: an object drawn alone keeps the shadows
+the others cast on it, as in the scene (its hidden part continues its visible part).
 """
 
 from __future__ import annotations
@@ -51,11 +58,15 @@ class SceneObject:
 
 @dataclass(frozen=True)
 class Lighting:
-    """A sun (directional light shining along `sun_direction`) plus ambient light."""
+    """A sun (directional light shining along `sun_direction`, casting shadows when `shadows`),
+    ambient light, and `sky`: light from straight above that casts no shadow (the sky's dome),
+    so shaded sides and shadows keep some light."""
 
     sun_direction: tuple = (-0.4, -0.3, -1.0)
     sun_intensity: float = 3.0
     ambient: float = 0.35
+    shadows: bool = False
+    sky: float = 0.0
 
 
 def _seg_color(instance_id: int) -> tuple:
@@ -85,7 +96,9 @@ def _both_sides(pr, mesh: trimesh.Trimesh):
     normals (inner sides are lit as such); culling keeps exactly one copy from any camera. A closed
     mesh is drawn as it is: its back faces are never in front, and a second copy would double the
     colour pass's cost (llvmpipe shades the hidden far side too)."""
-    smooth = mesh.visual.kind != "face"  # face colours need flat shading
+    # Face colours and faceted solids (metadata flat_shading, e.g. procedural vehicles) are drawn
+    # flat; vertex colours and file meshes' textures smooth.
+    smooth = mesh.visual.kind != "face" and not mesh.metadata.get("flat_shading", False)
     (front,) = pr.Mesh.from_trimesh(mesh, smooth=smooth).primitives
     if not _has_visible_back_faces(mesh):
         return pr.Mesh(primitives=[front])
@@ -100,6 +113,54 @@ def _both_sides(pr, mesh: trimesh.Trimesh):
         indices=np.concatenate([faces, faces[:, ::-1] + count]), material=front.material)])
 
 
+@functools.lru_cache(maxsize=1)
+def _sun_class(pr):
+    class Sun(pr.DirectionalLight):
+        """pyrender's directional light with a shadow map fitted to the scene: its orthographic
+        shadow camera spans the scene's bounding sphere (pyrender's spans twice its diagonal,
+        a quarter of the texels on the scene) and a depth range of 4 diagonals (pyrender's 10),
+        which scales its depth bias down to centimetres."""
+
+        def _get_shadow_camera(self, scene_scale):
+            return pr.OrthographicCamera(znear=0.01 * scene_scale, zfar=4.0 * scene_scale,
+                                         xmag=scene_scale / 2, ymag=scene_scale / 2)
+
+    return Sun
+
+
+def _keep_shadow_maps(gl) -> None:
+    """Make the context's pyrender renderer draw a scene's shadow map once, with every mesh of
+    the scene, and keep it for later colour passes of that scene (hidden meshes still cast their
+    shadows). pyrender frees a light's map when another scene is drawn, so the map is redrawn
+    after a scene change. Relies on pyrender 1.0.1's renderer internals (`_shadow_mapping_pass`,
+    `_update_context`); tests/test_renderer.py checks the result against plain renders."""
+    inner = gl._renderer
+    if hasattr(inner, "ovbench_shadow_scene"):
+        return
+    draw, update = inner._shadow_mapping_pass, inner._update_context
+    inner.ovbench_shadow_scene = None
+
+    def update_context(scene, flags):
+        if inner.ovbench_shadow_scene is not scene:  # another scene's textures replace the map
+            inner.ovbench_shadow_scene = None
+        update(scene, flags)
+
+    def shadow_pass(scene, light_node, flags):
+        if inner.ovbench_shadow_scene is scene:
+            return
+        hidden = [node.mesh for node in scene.mesh_nodes if not node.mesh.is_visible]
+        for mesh in hidden:
+            mesh.is_visible = True
+        try:
+            draw(scene, light_node, flags)
+        finally:
+            for mesh in hidden:
+                mesh.is_visible = False
+        inner.ovbench_shadow_scene = scene
+
+    inner._shadow_mapping_pass, inner._update_context = shadow_pass, update_context
+
+
 class Renderer:
     """A scene and an image size on the process's one OpenGL context: load a scene with
     `set_scene`, then render it from any camera. Renderers are cheap; make as many as needed."""
@@ -108,10 +169,12 @@ class Renderer:
         self._pyrender = import_pyrender()
         self.width, self.height = int(width), int(height or width)
         self._gl = offscreen_renderer()
+        _keep_shadow_maps(self._gl)
         self._scene = None
         self._nodes: list = []
         self._scenery: list = []
         self._camera_node = None
+        self._colour_flags = 0
 
     def set_scene(self, objects: list[SceneObject], lighting: Lighting | None = None,
                   background=(0.0, 0.0, 0.0), scenery: list[SceneObject] = ()) -> None:
@@ -125,9 +188,17 @@ class Renderer:
 
         self._nodes = [add(obj) for obj in objects]
         self._scenery = [add(obj) for obj in scenery]
-        sun = pr.DirectionalLight(color=np.ones(3), intensity=lighting.sun_intensity)
+        sun = _sun_class(pr)(color=np.ones(3), intensity=lighting.sun_intensity)
         scene.add(sun, pose=look_at((0, 0, 0), lighting.sun_direction))
+        if lighting.sky > 0:
+            # A point light far overhead lights like a second sun from the zenith; pyrender only
+            # casts shadows from directional lights here, so it casts none.
+            height = 10_000.0
+            pose = np.eye(4)
+            pose[2, 3] = height
+            scene.add(pr.PointLight(color=np.ones(3), intensity=lighting.sky * height ** 2), pose=pose)
         self._camera_node = scene.add(pr.PerspectiveCamera(yfov=np.radians(35.0)))
+        self._colour_flags = pr.RenderFlags.SHADOWS_DIRECTIONAL if lighting.shadows else 0
         self._scene = scene
 
     def _aim(self, camera: Camera) -> None:
@@ -158,12 +229,13 @@ class Renderer:
     def rgb(self, camera: Camera) -> np.ndarray:
         """Lit colour image (uint8 H×W×3, antialiased; take masks and depth from the SEG passes)."""
         self._aim(camera)
-        color, _ = self._gl.render(self._scene)
+        color, _ = self._gl.render(self._scene, self._colour_flags)
         return color
 
-    def rgb_solo(self, camera: Camera, index: int) -> np.ndarray:
-        """Object `index` alone, lit exactly as in the scene, on the background colour."""
-        hidden = [node for k, node in enumerate(self._nodes) if k != index] + self._scenery
+    def _rgb_only(self, camera: Camera, indices) -> np.ndarray:
+        """The objects `indices` alone, lit exactly as in the scene, on the background colour."""
+        shown = {self._nodes[k] for k in indices}
+        hidden = [node for node in self._nodes if node not in shown] + self._scenery
         for node in hidden:
             node.mesh.is_visible = False
         try:
@@ -171,6 +243,75 @@ class Renderer:
         finally:
             for node in hidden:
                 node.mesh.is_visible = True
+
+    def rgb_solo(self, camera: Camera, index: int) -> np.ndarray:
+        """Object `index` alone, lit exactly as in the scene, on the background colour."""
+        return self._rgb_only(camera, [index])
+
+    def screen_boxes(self, camera: Camera, indices) -> dict[int, tuple | None]:
+        """Per object: the pixels its bounding box can touch, (row0, row1, col0, col1) half-open
+        with a pixel of margin; the whole image for a box through the near plane; None when
+        nothing of it can be seen (behind the camera or outside the frame)."""
+        view = np.linalg.inv(camera.pose)
+        focal_y = 1.0 / np.tan(camera.yfov / 2)
+        focal_x = focal_y * self.height / self.width
+        boxes = {}
+        for k in indices:
+            node = self._nodes[k]
+            corners = trimesh.bounds.corners(node.mesh.bounds)
+            points = trimesh.transform_points(corners, view @ self._scene.get_pose(node))
+            distance = -points[:, 2]
+            if (distance <= camera.znear).all():
+                boxes[k] = None
+                continue
+            if (distance <= camera.znear * 1.01).any():
+                boxes[k] = (0, self.height, 0, self.width)
+                continue
+            cols = self.width / 2 * (1 + focal_x * points[:, 0] / distance)
+            rows = self.height / 2 * (1 - focal_y * points[:, 1] / distance)
+            box = (max(int(np.floor(rows.min())) - 1, 0), min(int(np.ceil(rows.max())) + 1, self.height),
+                   max(int(np.floor(cols.min())) - 1, 0), min(int(np.ceil(cols.max())) + 1, self.width))
+            boxes[k] = box if box[0] < box[1] and box[2] < box[3] else None
+        return boxes
+
+    def _apart(self, camera: Camera, indices) -> list[list[int]]:
+        """The objects that can be seen, in groups whose screen boxes do not meet (greedy, largest
+        box first)."""
+        boxes = {k: box for k, box in self.screen_boxes(camera, indices).items() if box is not None}
+        groups: list[list[int]] = []
+        for k in sorted(boxes, key=lambda k: -(boxes[k][1] - boxes[k][0]) * (boxes[k][3] - boxes[k][2])):
+            a = boxes[k]
+            for group in groups:
+                if all(a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2]
+                       for b in (boxes[j] for j in group)):
+                    group.append(k)
+                    break
+            else:
+                groups.append([k])
+        return groups
+
+    def solos(self, camera: Camera, indices) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """`solo` for each of `indices`, objects whose screen boxes keep apart drawn in one pass."""
+        empty = (np.zeros((self.height, self.width), bool), np.zeros((self.height, self.width), np.float32))
+        found = {k: empty for k in indices}
+        for group in self._apart(camera, indices):
+            color, depth = self._seg(camera, {self._nodes[k]: _seg_color(k + 1) for k in group})
+            ids = _decode_ids(color)
+            for k in group:
+                mask = ids == k + 1
+                found[k] = (mask, np.where(mask, depth, np.float32(0)))
+        return found
+
+    def rgb_solos(self, camera: Camera, indices) -> dict[int, np.ndarray]:
+        """`rgb_solo` for each of `indices` that can be seen, objects whose screen boxes keep apart
+        drawn in one pass: each image equals the object's own pass wherever that object is (its
+        amodal mask), not elsewhere."""
+        found = {}
+        for group in self._apart(camera, indices):
+            image = self._rgb_only(camera, group)
+            found.update({k: image for k in group})
+        return found
+
 
 @functools.lru_cache(maxsize=None)
 def shared_renderer(width: int, height: int | None = None) -> Renderer:

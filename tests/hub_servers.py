@@ -4,9 +4,9 @@
   `datasets.load_dataset("org/name")` and `snapshot_download` go over HTTP as against the Hub.
   Runs under `timeout` and dies with the test process (parent-death signal).
 - `LoopbackHubStandIn`: NOT a Hub. A stand-in that answers the few endpoints huggingface_hub's
-  upload path calls (whoami, tree, create, settings, preupload, LFS batch + basic PUT, commit, resolve) and
-  records every request, so tests can check the call sequence and what was committed. It runs in a
-  daemon thread of the test process.
+  upload path calls, for dataset and model repositories (whoami, tree, create, settings,
+  preupload, LFS batch + basic PUT, commit, resolve) and records every request, so tests can
+  check the call sequence and what was committed. It runs in a daemon thread of the test process.
 - `SilentServer`: accepts connections and never answers (a Hub that hangs).
 """
 
@@ -61,6 +61,9 @@ class OlahMirror:
 
     def add_dataset(self, repo_id: str, layout: Path) -> None:
         git_repository(layout, self.root / "mirrors" / "datasets" / repo_id)
+
+    def add_model(self, repo_id: str, layout: Path) -> None:
+        git_repository(layout, self.root / "mirrors" / "models" / repo_id)
 
     def __enter__(self):
         (self.root / "mirrors" / "datasets").mkdir(parents=True, exist_ok=True)
@@ -151,14 +154,16 @@ class LoopbackHubStandIn:
                     return "create", None
                 if path == "/api/validate-yaml":
                     return "validate-yaml", None
-                if parts[:2] == ["api", "datasets"] and len(parts) >= 5:
+                if parts[:2] in (["api", "datasets"], ["api", "models"]) and len(parts) >= 5:
                     return parts[4], "/".join(parts[2:4])  # tree, preupload, commit, settings
-                if parts[0] == "datasets" and path.endswith(".git/info/lfs/objects/batch"):
-                    return "lfs-batch", "/".join(parts[1:3])[: -len(".git")]
                 if parts[0] == "lfs-upload":
                     return "lfs-put", parts[1]
-                if parts[0] == "datasets" and len(parts) >= 6 and parts[3] == "resolve":
-                    return "resolve", "/".join(parts[1:3])
+                # Dataset repositories live under /datasets/ORG/NAME, model repositories at /ORG/NAME.
+                repo = parts[1:] if parts[0] == "datasets" else parts
+                if path.endswith(".git/info/lfs/objects/batch"):
+                    return "lfs-batch", "/".join(repo[:2])[: -len(".git")]
+                if len(repo) >= 5 and repo[2] == "resolve":
+                    return "resolve", "/".join(repo[:2])
                 return "unknown", None
 
             def _handle(self):
@@ -201,7 +206,8 @@ class LoopbackHubStandIn:
                                                          "X-Repo-Commit": "0" * 40})
                 if kind == "preupload":
                     return self._send(200, {"files": [
-                        {"path": f["path"], "uploadMode": "lfs" if f["path"].endswith(".parquet") else "regular",
+                        {"path": f["path"],
+                         "uploadMode": "lfs" if f["path"].endswith((".parquet", ".safetensors")) else "regular",
                          "shouldIgnore": False} for f in json.loads(body)["files"]]})
                 if kind == "lfs-batch":
                     objects = json.loads(body)["objects"]

@@ -8,7 +8,7 @@ import trimesh
 from conftest import box_with_nose, posed_for
 
 from ovbench.assets.meshes import GLTF, Orientation, find_meshes, load_mesh, orientation_doubt
-from ovbench.assets.procedural import VEHICLE_TYPES, build_vehicle
+from ovbench.assets.procedural import FINISHES, VEHICLE_TYPES, build_vehicle, finish_of_faces
 from ovbench.assets.shapenet import list_models, resolve_synset
 from ovbench.assets.sources import list_source, load_model
 from ovbench.errors import InputError, MeshError
@@ -38,8 +38,20 @@ def test_procedural_vehicle_convention(kind):
     assert len(wheels) >= 4 and len(wheels) % 2 == 0
     for wheel in wheels:
         assert wheel.extents[0] == pytest.approx(wheel.extents[2], rel=0.05)  # round side-on
-    colours = {tuple(c) for c in mesh.visual.face_colors.tolist()}
-    assert len(colours) >= 3  # paint, glass, tyres
+    finishes = finish_of_faces(mesh)
+    assert {"paint", "glass", "tyre", "rim", "headlight", "taillight"} <= set(finishes)
+    # The atlas texel each finish reads holds that finish's material: glass glossier than tyres.
+    material = mesh.visual.material
+    texel = {name: FINISHES.index(name) for name in FINISHES}
+    roughness = np.asarray(material.metallicRoughnessTexture)[0, :, 1]
+    assert roughness[texel["glass"]] < roughness[texel["paint"]] < roughness[texel["tyre"]]
+    assert np.asarray(material.emissiveTexture)[0, texel["headlight"]].sum() > 0
+
+
+def test_at_least_ten_vehicle_families_of_distinct_shapes():
+    shapes = {kind: build_vehicle(kind, np.random.default_rng(0)).extents.round(2) for kind in VEHICLE_TYPES}
+    assert len(VEHICLE_TYPES) >= 10
+    assert len({tuple(extents) for extents in shapes.values()}) == len(VEHICLE_TYPES)
 
 
 def test_procedural_vehicles_are_seeded():
@@ -147,6 +159,30 @@ def test_shapenet_versions_and_synset_names(tmp_path, version, synset):
     assert mesh.extents[0] == pytest.approx(4.5)        # scaled to a car's length in metres
     assert mesh.extents[1] < mesh.extents[0] and mesh.extents[2] < mesh.extents[0]
     assert str(root) not in listing.description
+
+
+def test_shapenet_textures_are_loaded_with_the_model(tmp_path):
+    # ShapeNetCore v2 keeps the OBJ and MTL in models/ and the texture images in images/.
+    folder = tmp_path / "sn" / "02958343" / "textured"
+    (folder / "models").mkdir(parents=True)
+    (folder / "images").mkdir()
+    from PIL import Image
+
+    Image.fromarray(np.full((4, 4, 3), (30, 160, 40), np.uint8)).save(folder / "images" / "texture0.png")
+    (folder / "models" / "model_normalized.mtl").write_text(
+        "newmtl body\nKd 1 1 1\nmap_Kd ../images/texture0.png\nnewmtl trim\nKd 0.1 0.1 0.1\n")
+    mesh = box_with_nose()
+    mesh.apply_scale(1.0 / np.linalg.norm(mesh.extents))
+    posed = posed_for(mesh, "+y", "-z")
+    lines = ["mtllib model_normalized.mtl", *(f"v {x} {y} {z}" for x, y, z in posed.vertices), "vt 0.5 0.5"]
+    half = len(posed.faces) // 2
+    for name, faces in (("body", posed.faces[:half]), ("trim", posed.faces[half:])):
+        lines += [f"usemtl {name}", *(f"f {a + 1}/1 {b + 1}/1 {c + 1}/1" for a, b, c in faces)]
+    (folder / "models" / "model_normalized.obj").write_text("\n".join(lines) + "\n")
+    loaded = load_model(list_source(f"shapenet:{tmp_path / 'sn'}", None, 0).models[0])
+    assert loaded.visual.kind == "texture"
+    colours = np.asarray(loaded.visual.material.image.convert("RGB")).reshape(-1, 3)
+    assert (colours == (30, 160, 40)).all(axis=1).any()  # the image, packed with the plain colour
 
 
 def test_shapenet_bad_input(tmp_path):

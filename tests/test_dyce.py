@@ -13,15 +13,20 @@ from pycocotools import mask as mask_utils
 from test_assets import assert_convention, front_is_plus_x
 from test_pool import warnings, write_meshes
 
+from ovbench.assets.occluders import street_scenery
 from ovbench.generate.dyce import (
     DyceConfig,
+    Footprint,
     Placed,
     _annotate,
     _plan_splits,
+    _street_camera,
     occlusion_graph,
     render_view,
+    street_layout,
     vehicle_mesh,
 )
+from ovbench.seeding import rng_for
 
 SIZE = 128
 YFOV = math.radians(40.0)
@@ -145,7 +150,8 @@ def test_dyce_same_files_whatever_the_workers(small_dyce, tmp_path, cli):
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["--objects", "25:30"], "cannot place 30 objects"),
+    (["--layout", "open", "--objects", "25:30"], "cannot place 30 objects"),
+    (["--objects", "10:200"], "≤ 150 (street layout)"),
     (["--vehicles", "meshes:/nonexistent"], "mesh folder not found"),
     (["--vehicles", "blender"], "bad source"),
     (["--objects", "5"], "bad --objects"),
@@ -170,3 +176,58 @@ def test_depth_layering_on_a_small_dyce(small_dyce, tmp_path, cli):
     layering = json.loads(out.read_text())["metrics"]["depth_layering"]
     # Predicting nothing hidden never says who is in front: every pair counts as wrong.
     assert layering["images"] > 0 and layering["accuracy"] == 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_street_scenery_hides_no_object_and_masks_are_solo_renders(seed):
+    config = DyceConfig()
+    splits, _ = _plan_splits(DyceConfig(models=20))
+    placed, plan, _ = street_layout(config, splits[0].vehicles, rng_for(seed, "street"))
+    scenery = SceneObject(street_scenery(plan, rng_for(seed, "scenery")))
+    objects = [SceneObject(p.mesh, p.pose) for p in placed]
+    prints = [Footprint.of(p.mesh, p.pose) for p in placed]
+    alone, with_scenery = Renderer(SIZE), Renderer(SIZE)
+    alone.set_scene(objects, scenery=[scenery])
+    with_scenery.set_scene([*objects, scenery])  # the street's set as one more instance
+    for v in range(3):
+        camera = _street_camera(plan, placed, prints, rng_for(seed, "view", v))
+        view = render_view(alone, len(placed), camera)
+        ids, _ = with_scenery.instances(camera)
+        on_objects = view.instances > 0
+        assert on_objects.sum() > SIZE * SIZE // 20
+        assert np.array_equal(ids[on_objects], view.instances[on_objects])  # the set never in front
+        for k in range(len(placed)):
+            mask, depth = alone.solo(camera, k)
+            assert np.array_equal(view.amodal[k], mask) and np.array_equal(view.own_depth[k], depth)
+
+
+def test_street_objects_keep_clear_of_each_other_and_of_the_set():
+    splits, _ = _plan_splits(DyceConfig(models=20))
+    placed, plan, _ = street_layout(DyceConfig(), splits[0].vehicles, rng_for(3, "street"))
+    lo, hi = DyceConfig().object_range()
+    assert lo <= len(placed) <= hi and sum(p.model_id is not None for p in placed) >= len(placed) // 3
+    prints = [Footprint.of(p.mesh, p.pose) for p in placed]
+    for a in range(len(placed)):
+        for b in range(a + 1, len(placed)):
+            assert prints[a].clear_of(prints[b], 0.0)
+    for p, footprint in zip(placed, prints):
+        on_road = p.pose[2, 3] == 0
+        if on_road:  # 0.3 m off the kerbs, whatever its heading
+            assert footprint.within(-(plan.half_road - 0.29), plan.half_road - 0.29)
+        else:  # on a sidewalk, standing on it, before the façades
+            assert p.pose[2, 3] == plan.kerb and footprint.within(-plan.facade + 0.14, plan.facade - 0.14)
+
+
+def test_open_layout_and_the_occlusion_histogram(tmp_path, cli):
+    out = tmp_path / "open"
+    result = cli("generate", "dyce", "--layout", "open", "--objects", "2:3", "--views-per-scene", 2,
+                 "--splits", "train=2,test=2",
+                 "--size", 64, "--workers", 1, "--quiet", "--out", out)
+    assert result.code == 0, result.err
+    assert cli("validate", out).code == 0
+    assert json.loads((out / "manifest.json").read_text())["config"]["layout"] == "open"
+    rates = [a["occlude_rate"] for split in ("train", "test")
+             for a in json.loads((out / split / "annotations.json").read_text())["annotations"]]
+    line = next(line for line in result.out.splitlines() if line.startswith("occlusion of"))
+    assert line.startswith(f"occlusion of {len(rates)} objects ({len(rates) / 4:.1f} an image)")
+    assert line.endswith(f"{np.mean(np.array(rates) >= 0.25):.0%} at least 0.25 hidden")

@@ -6,11 +6,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_and_kill
+from ovbench.renderers import look_at
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from ovbench.generate.ovd.composite import Cutout, feathered_alpha, plan_occlusion, standing_ratio
+from ovbench.generate.ovd.composite import (
+    GROUND_JITTER,
+    Cutout,
+    Ground,
+    Placement,
+    composite,
+    feathered_alpha,
+    plan_occlusion,
+    standing_ratio,
+)
 from ovbench.generate.ovd.harmonize import reinhard
 from ovbench.generate.ovd.sources import coco_bases, dir_bases, frame_crop, square_crop
 
@@ -70,6 +80,44 @@ def test_builtin_set_invariants_recomputed(builtin_set):
             assert 1 <= image["requested_occluders"] <= 3
             assert 0.1 <= image["requested_occlusion"] <= 0.7
     assert not models["train"] & models["test"]  # test vehicles unseen in training
+
+
+def _bottom_row(rle) -> int:
+    _, y, _, h = mask_utils.toBbox({"size": rle["size"], "counts": rle["counts"].encode()})
+    return int(round(y + h)) - 1
+
+
+def test_builtin_occluders_stand_on_the_ground_line_and_cast_a_shadow(builtin_set):
+    """Every rendered occluder stands on the vehicle's ground line or a little in front of it
+    (none floats), and the ground just under its feet is darker than in the appearance image,
+    where that ground is neither vehicle nor occluder."""
+    shadowed = 0
+    for split in ("train", "test"):
+        data = json.loads((builtin_set / split / "annotations.json").read_text())
+        vehicles = {a["image_id"]: a for a in data["annotations"]}
+        records = {i["id"]: i for i in data["images"]}
+        for occluder in data["occluders"]:
+            vehicle = vehicles[occluder["image_id"]]
+            _, y, _, h = vehicle["bbox"]
+            bottom = _bottom_row(occluder["segmentation"])
+            size = occluder["segmentation"]["size"][0]
+            below = (bottom - (y + h - 1)) / h                      # in vehicle heights
+            assert GROUND_JITTER[0] - 0.05 <= below and (below <= GROUND_JITTER[1] + 0.05 or bottom == size - 1)
+            if bottom + 1 >= size:
+                continue
+            record = records[occluder["image_id"]]
+            image = png(builtin_set / split / record["file_name"]).astype(int)
+            appearance = png(builtin_set / split / record["appearance"]).astype(int)
+            taken = rle_mask(vehicle["segmentation"])
+            for other in data["occluders"]:
+                if other["image_id"] == occluder["image_id"]:
+                    taken |= rle_mask(other["segmentation"])
+            columns = np.flatnonzero(rle_mask(occluder["segmentation"])[bottom])
+            ground = [c for c in columns if not taken[bottom + 1, c]]
+            if ground:
+                assert (image[bottom + 1, ground].sum(axis=1) < appearance[bottom + 1, ground].sum(axis=1)).all()
+                shadowed += 1
+    assert shadowed > 0
 
 
 def test_occlusion_follows_the_request(builtin_set):
@@ -403,8 +451,46 @@ def test_standing_cutouts_sized_by_the_vehicle_and_on_its_ground_line(category, 
             assert ratio * 0.9 - 0.05 <= len(rows) / 30 <= ratio * 1.15 + 0.05
 
 
+def test_rendered_cutouts_stand_at_their_own_height():
+    assert standing_ratio(Cutout(np.zeros((4, 4, 4), np.uint8), "box", "builtin", height_m=0.75), "car") == 0.5
+
+
+def test_rendered_base_sizes_standing_occluders_by_its_camera():
+    """A level camera 1.5 m above the ground: a thing H metres tall whose foot is r rows below the
+    horizon (the middle row) at distance D = f·1.5/r is f·H/D = H·r/1.5 pixels tall."""
+    size, camera_height = 96, 1.5
+    ground = Ground(look_at((0, 0, camera_height), (10, 0, camera_height)), np.radians(40), size)
+    amodal = _car_frame()
+    bank = [Cutout(np.full((50, 10 + k, 4), 255, np.uint8), "pole", "builtin", f"r-{k}", 0.8 + 0.4 * k)
+            for k in range(6)]
+    checked = 0
+    for seed in range(10):
+        for p in plan_occlusion(amodal, bank, 3, 0.4, 10, np.random.default_rng(seed), "car", ground=ground):
+            rows = np.flatnonzero(p.mask.any(axis=1))
+            assert p.standing and 69 - 0.03 * 30 - 1 <= rows[-1] <= 69 + 0.12 * 30 + 1
+            below_horizon = rows[-1] + 1 - size / 2
+            assert len(rows) == pytest.approx(p.cutout.height_m * below_horizon / camera_height, abs=2.5)
+            checked += 1
+    assert checked > 10
+
+
+@pytest.mark.parametrize("standing", [True, False])
+def test_contact_shadow_darkens_the_ground_under_the_feet_only(standing):
+    base = np.full((40, 40, 3), 200, np.uint8)
+    mask = np.zeros((40, 40), bool)
+    mask[10:25, 18:22] = True                              # feet on row 24
+    keep = np.zeros((40, 40), bool)
+    keep[25:30, 20:40] = True                              # the vehicle, right of the feet
+    placement = Placement(_cutout("person"), 18, 10, 1.0, mask, np.full((40, 40, 3), 50, np.uint8), standing)
+    out = composite(base, [placement], keep=keep).astype(int)
+    assert (out[12:23, 20] == 50).all()                    # the occluder itself (its edge is feathered)
+    assert (out[keep] == 200).all()                        # the vehicle's appearance stays exact
+    assert (out[:5] == 200).all() and (out[:, :10] == 200).all() and (out[32:] == 200).all()
+    assert (out[25, 18:20] < 200).all() == standing        # the ground just under the feet
+    assert (out[~mask & ~keep] <= 200).all()
+
+
 @pytest.mark.parametrize("cutout, base_category", [
-    pytest.param(_cutout("person", source="builtin"), "car", id="built-in-render"),
     pytest.param(_cutout("kite"), "car", id="not-standing"),
     pytest.param(_cutout("person"), "phone", id="base-of-unknown-height"),
 ])

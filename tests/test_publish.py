@@ -16,11 +16,13 @@ import h5py
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 import yaml
 from conftest import run_subprocess
 from hub_servers import LoopbackHubStandIn, OlahMirror, SilentServer, free_port
 from PIL import Image
 from pycocotools import mask as mask_utils
+from safetensors.torch import load_file
 
 TOKEN = "hf_standin_0123456789abcdef"
 FILE_COLUMNS = {"ovd": {"image": "file_name", "appearance": "appearance"},
@@ -176,6 +178,8 @@ def test_read_path_over_http_through_a_hub_mirror(layout, small_ovd, small_pool,
             images = json.loads((small_ovd / split / "annotations.json").read_text())["images"]
             assert loaded[split] == [hashlib.sha256((small_ovd / split / i["file_name"]).read_bytes()).hexdigest()
                                      for i in images]
+        # A Hub cache of its own: only ovbench's downloads fill it (the offline reads below need them).
+        env = {**env, "HF_HOME": str(tmp_path / "hf-ovbench")}
         over_hub = run_subprocess("evaluate", "--model", "visible", "--data", "hub:org/suite",
                                   "--out", tmp_path / "hub.json", "--quiet", env=env)
         assert over_hub.returncode == 0, over_hub.stderr
@@ -204,7 +208,8 @@ def test_read_path_over_http_through_a_hub_mirror(layout, small_ovd, small_pool,
             assert np.array_equal(rebuilt_pool[name][()], original[name][()]), name
         assert {k: str(v) for k, v in rebuilt_pool.attrs.items()} == {k: str(v) for k, v in original.attrs.items()}
     # The mirror is gone: the local cache still serves, offline or not.
-    for extra in ({"HF_HUB_OFFLINE": "1"}, {"OVBENCH_HUB_TIMEOUT": "2"}):
+    for extra in ({"HF_HUB_OFFLINE": "1"}, {"OVBENCH_HUB_TIMEOUT": "2"},
+                  {"HF_HUB_OFFLINE": "1", "OVBENCH_CACHE": str(tmp_path / "fresh-cache")}):
         cached = run_subprocess("evaluate", "--model", "visible", "--data", "hub:org/suite", "--out",
                                 tmp_path / "cached.json", "--quiet", env={**env, **extra})
         assert cached.returncode == 0, cached.stderr
@@ -334,9 +339,10 @@ def test_publish_refuses_non_dataset_and_occupied_destination(small_ovd, tmp_pat
     assert (occupied / "keep.txt").read_text() == "mine"
     copy = tmp_path / "copy"
     shutil.copytree(small_ovd, copy)
-    for inside in (copy, copy / "hub", tmp_path):
+    for inside, refusal in ((copy, "inside the dataset folder"), (copy / "hub", "inside the dataset folder"),
+                            (tmp_path, "overlaps the data")):
         result = cli("publish", copy, "--repo-id", "o/x", "--to", inside, "--overwrite")
-        assert result.code == 2 and "overlaps the data" in result.error_line()
+        assert result.code == 2 and refusal in result.error_line()
     assert cli("validate", copy).code == 0
 
 
@@ -360,3 +366,102 @@ def test_licence_defaults_to_other_when_third_party_sources_went_in():
     assert card.default_license([made_from(base="builtin", occluders="builtin")]) == "cc-by-4.0"
     assert card.default_license([made_from(base="coco", occluders="builtin")]) == "other"
     assert card.default_license([made_from(base="builtin", occluders="dir")]) == "other"
+
+
+# --------------------------------------------------------------------------- models
+
+@pytest.fixture(scope="module")
+def trained(small_ovd, tmp_path_factory):
+    """A tiny pix2pix run (one step) scored on small_ovd, its result file in ./leaderboards, and
+    the model repository `publish --to` makes of it."""
+    from ovbench.cli import main
+
+    folder = tmp_path_factory.mktemp("model")
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        assert main(["train", "--model", "pix2pix", "--preset", "tiny", "--max-steps", "1", "--no-pretrained",
+                     "--data", str(small_ovd), "--out", "runs/pix2pix", "--quiet"]) == 0
+        assert main(["evaluate", "--model", "pix2pix", "--checkpoint", "runs/pix2pix", "--data", str(small_ovd),
+                     "--quiet"]) == 0
+        assert main(["publish", "runs/pix2pix", "--repo-id", "org/pix2pix-tiny", "--to", "repo", "--quiet"]) == 0
+    finally:
+        os.chdir(here)
+    (result,) = (folder / "leaderboards").rglob("*.json")
+    return folder, result
+
+
+def test_model_repository_holds_weights_config_results_and_a_card(trained):
+    folder, result_file = trained
+    repo = folder / "repo"
+    result = json.loads(result_file.read_text())
+    assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file()) == [
+        "README.md", "config.json", "model.safetensors", f"results/{result['benchmark']}/{result_file.name}"]
+    weights = (repo / "model.safetensors").read_bytes()
+    assert weights == (folder / "runs" / "pix2pix" / "model-1.safetensors").read_bytes()
+    assert hashlib.sha256((repo / "model.safetensors").read_bytes()).hexdigest() == result["checkpoint"]["sha256"]
+    config = json.loads((repo / "config.json").read_text())
+    record = json.loads((folder / "runs" / "pix2pix" / "checkpoint-1.json").read_text())
+    assert config == {k: v for k, v in record.items() if k != "optimizers"}
+    text = (repo / "README.md").read_text()
+    metadata = yaml.safe_load(text.split("---")[1])
+    assert metadata["library_name"] == "ovbench" and "pix2pix" in metadata["tags"]
+    (entry,) = metadata["model-index"][0]["results"]
+    assert entry["dataset"]["name"] == result["benchmark"] and entry["dataset"]["split"] == "test"
+    assert {m["type"]: m["value"] for m in entry["metrics"]}["iou"] == round(result["metrics"]["mask"]["all"]["iou"], 4)
+    assert f"| {result['benchmark']} | test | {result['metrics']['mask']['all']['instances']} |" in text
+    assert "@inproceedings{isola2017image" in text and "@inproceedings{yan2019visualizing" in text
+    assert '"max_steps": 1' in text  # the training recipe
+
+
+def test_a_published_model_loads_through_the_mirror_and_scores_as_the_local_run(trained, small_ovd, tmp_path):
+    folder, result_file = trained
+    with OlahMirror(tmp_path / "olah") as mirror:
+        mirror.add_model("org/pix2pix-tiny", folder / "repo")
+        env = _hub_env(tmp_path, mirror.url)
+        over_hub = run_subprocess("evaluate", "--model", "pix2pix", "--checkpoint", "hub:org/pix2pix-tiny",
+                                  "--data", small_ovd, "--out", tmp_path / "hub.json", "--quiet", env=env)
+        assert over_hub.returncode == 0, over_hub.stderr
+    local, hub = json.loads(result_file.read_text()), json.loads((tmp_path / "hub.json").read_text())
+    assert hub["metrics"] == local["metrics"] and hub["checkpoint"]["sha256"] == local["checkpoint"]["sha256"]
+    downloaded = {p.name for p in (tmp_path / "hf-home").rglob("*") if p.is_file() and "snapshots" in p.parts}
+    assert downloaded == {"config.json", "model.safetensors"}  # never the card, the results, or code
+    cached = run_subprocess("evaluate", "--model", "pix2pix", "--checkpoint", "hub:org/pix2pix-tiny", "--data",
+                            small_ovd, "--out", tmp_path / "cached.json", "--quiet", env={**env, "HF_HUB_OFFLINE": "1"})
+    assert cached.returncode == 0, cached.stderr
+    # Fine-tuning starts from the published weights: one step at a negligible rate leaves them.
+    tuned = run_subprocess("train", "--model", "pix2pix", "--checkpoint", "hub:org/pix2pix-tiny", "--data", small_ovd,
+                           "--max-steps", 1, "--lr", "1e-12", "--out", tmp_path / "tuned", "--quiet",
+                           env={**env, "HF_HUB_OFFLINE": "1"})
+    assert tuned.returncode == 0 and "fine-tuned from hub:org/pix2pix-tiny" in tuned.stdout, tuned.stderr
+    start = load_file(str(folder / "repo" / "model.safetensors"))
+    after = load_file(str(tmp_path / "tuned" / "model-1.safetensors"))
+    assert start.keys() == after.keys()
+    for name in start:
+        if "running_" not in name and "num_batches" not in name:  # BatchNorm's statistics move with any step
+            assert torch.allclose(start[name], after[name], atol=1e-6), name
+    missing = run_subprocess("evaluate", "--model", "pix2pix", "--checkpoint", "hub:org/other", "--data", small_ovd,
+                             "--quiet", env={**env, "HF_HUB_OFFLINE": "1"})
+    assert missing.returncode == 2 and "not in the local cache" in missing.stderr
+
+
+def test_a_model_push_against_the_stand_in(trained, tmp_path):
+    folder, _ = trained
+    with LoopbackHubStandIn(TOKEN) as hub:
+        env = _hub_env(tmp_path, hub.url, HF_TOKEN=TOKEN, HF_HUB_DISABLE_XET="1")
+        pushed = run_subprocess("publish", folder / "runs" / "pix2pix", "--repo-id", "org/pix2pix-tiny", env=env,
+                                cwd=folder)
+        assert pushed.returncode == 0, pushed.stderr
+        assert TOKEN not in pushed.stdout + pushed.stderr
+        calls = [c for c in hub.calls() if c not in ("unknown", "validate-yaml")]
+        assert calls[:3] == ["whoami", "tree", "create"] and calls[-1] == "commit" and "lfs-put" in calls
+        repo = hub.repos["org/pix2pix-tiny"]
+        assert {k: v for k, v in repo.items() if k != ".gitattributes"} == _files(folder / "repo")
+        # The same model again is an update; another repository's contents need --overwrite.
+        assert run_subprocess("publish", folder / "runs" / "pix2pix", "--repo-id", "org/pix2pix-tiny",
+                              "--quiet", env=env, cwd=folder).returncode == 0
+        hub.repos["org/pix2pix-tiny"]["config.json"] = json.dumps({"model": "deeplab"}).encode()
+        refused = run_subprocess("publish", folder / "runs" / "pix2pix", "--repo-id", "org/pix2pix-tiny",
+                                 "--quiet", env=env, cwd=folder)
+        assert refused.returncode == 2 and "holds a deeplab model" in refused.stderr
+        assert "--overwrite" in refused.stderr and TOKEN not in refused.stderr

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 import trimesh
-from ovbench.renderers import Camera, Renderer, SceneObject, look_at
+from ovbench.renderers import Camera, Lighting, Renderer, SceneObject, look_at
 from scipy.ndimage import binary_erosion
 
 SIZE = 128
@@ -163,3 +163,100 @@ def test_one_sided_mesh_renders_like_its_double_sided_twin(renderer, build, eye)
         assert np.array_equal(opened[name], twin[name]), name
     for a, b in zip(opened["solo"], twin["solo"]):  # mask and own depth
         assert np.array_equal(a, b)
+
+
+def boxes_on_ground(count: int, seed: int):
+    """`count` coloured boxes scattered over a 30 m ground square, some hiding others."""
+    rng = np.random.default_rng(seed)
+    objects = []
+    for _ in range(count):
+        box = trimesh.creation.box(extents=rng.uniform(0.3, 2.5, 3))
+        box.visual.face_colors = (*rng.integers(40, 255, 3), 255)
+        pose = trimesh.transformations.rotation_matrix(rng.uniform(0, np.pi), (0, 0, 1))
+        pose[:3, 3] = (*rng.uniform(-15, 15, 2), box.extents[2] / 2)
+        objects.append(SceneObject(box, pose))
+    ground = trimesh.creation.box(extents=(60.0, 60.0, 0.02))
+    ground.apply_translation((0, 0, -0.011))
+    ground.visual.face_colors = (140, 140, 140, 255)
+    return objects, SceneObject(ground)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_solo_passes_in_groups_equal_one_at_a_time(renderer, seed):
+    objects, ground = boxes_on_ground(24, seed)
+    renderer.set_scene(objects, Lighting(shadows=True, sky=0.5), background=(0.2, 0.4, 0.9), scenery=[ground])
+    camera = Camera(look_at((22.0, -18.0, 1.6), (0.0, 0.0, 0.8)), yfov=YFOV)
+    indices = range(len(objects))
+    grouped, colours = renderer.solos(camera, indices), renderer.rgb_solos(camera, indices)
+    assert len({id(image) for image in colours.values()}) < len(colours)  # some passes drew several
+    for k in indices:
+        mask, depth = renderer.solo(camera, k)
+        assert np.array_equal(grouped[k][0], mask) and np.array_equal(grouped[k][1], depth)
+        if mask.any():
+            assert np.array_equal(colours[k][mask], renderer.rgb_solo(camera, k)[mask])
+        else:
+            assert k not in colours
+
+
+def test_sun_shadows_fall_where_the_geometry_says_and_stay_in_solo_passes(renderer):
+    # A 4 m wall at x = 0 and a low box 2 m behind it; the sun shines along +x at 45° down, so
+    # the wall's shadow covers the ground for 4 m behind it, the box included.
+    wall = trimesh.creation.box(extents=(0.2, 6.0, 4.0))
+    wall.apply_translation((0.0, 0.0, 2.0))
+    box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+    box.apply_translation((2.0, 0.0, 0.5))
+    for mesh in (wall, box):
+        mesh.visual.face_colors = (200, 200, 200, 255)
+    ground = trimesh.creation.box(extents=(40.0, 40.0, 0.02))
+    ground.apply_translation((0, 0, -0.011))
+    ground.visual.face_colors = (200, 200, 200, 255)
+    sun = Lighting(sun_direction=(1.0, 0.0, -1.0), sun_intensity=3.0, ambient=0.3, shadows=True)
+    camera = Camera(look_at((9.0, -7.0, 6.0), (3.0, 0.0, 0.0)), yfov=YFOV)
+    renderer.set_scene([SceneObject(wall), SceneObject(box)], sun, scenery=[SceneObject(ground)])
+    ids, depth = renderer.instances(camera)
+    image = renderer.rgb(camera).astype(int)
+    # Ground points (x, y, 0) projected to pixels: in the shadow (1 < x < 3.5) and in the sun (x > 5).
+    view = np.linalg.inv(camera.pose)
+
+    def pixel(x, y):
+        p = view @ (x, y, 0.0, 1.0)
+        return (int(SIZE / 2 * (1 - FOCAL / (SIZE / 2) * p[1] / -p[2])),
+                int(SIZE / 2 * (1 + FOCAL / (SIZE / 2) * p[0] / -p[2])))
+
+    shaded, lit = image[pixel(3.0, -2.0)], image[pixel(6.5, -2.0)]
+    assert ids[pixel(3.0, -2.0)] == 0 and ids[pixel(6.5, -2.0)] == 0
+    assert shaded.sum() < 0.75 * lit.sum()
+    # Drawn alone, the box keeps the wall's shadow: its pixels are those of the scene's render.
+    inside = binary_erosion(ids == 2, iterations=2)
+    alone = renderer.rgb_solo(camera, 1).astype(int)
+    assert inside.sum() > 50 and np.array_equal(alone[inside], image[inside])
+    renderer.set_scene([SceneObject(box)], sun, scenery=[SceneObject(ground)])  # no wall: its top in the sun
+    in_sun = renderer.rgb(camera)[inside].astype(int)
+    assert (in_sun >= image[inside]).all() and in_sun.sum() > 1.1 * image[inside].sum()
+
+
+def test_textured_mesh_renders_with_its_texture(renderer, tmp_path):
+    # A quad whose texture is red on its left half and blue on its right, as an OBJ + MTL + PNG.
+    texture = np.zeros((8, 8, 3), np.uint8)
+    texture[:, :4] = (220, 20, 20)
+    texture[:, 4:] = (20, 20, 220)
+    from PIL import Image
+
+    Image.fromarray(texture).save(tmp_path / "paint.png")
+    (tmp_path / "quad.mtl").write_text("newmtl paint\nKd 1 1 1\nmap_Kd paint.png\n")
+    (tmp_path / "quad.obj").write_text(
+        "mtllib quad.mtl\nv -2 0 0\nv 2 0 0\nv 2 0 2\nv -2 0 2\nvt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\n"
+        "usemtl paint\nf 1/1 2/2 3/3\nf 1/1 3/3 4/4\n")
+    from ovbench.assets.meshes import load_mesh
+
+    quad = load_mesh(tmp_path / "quad.obj", length=4.0)
+    assert quad.visual.kind == "texture"
+    renderer.set_scene([SceneObject(quad)], Lighting(sun_direction=(0, 1, 0), sun_intensity=2.0, ambient=0.5))
+    camera = Camera(look_at((0.0, -6.0, 1.0), (0.0, 0.0, 1.0)), yfov=YFOV)
+    image = renderer.rgb(camera).astype(int)
+    mask, _ = renderer.solo(camera, 0)
+    columns = np.flatnonzero(mask.any(0))
+    share = (np.arange(SIZE) - columns[0]) / (columns[-1] - columns[0])  # across the quad, 0 to 1
+    # Away from where texture filtering blends the halves (their border, and the wrap at the edges).
+    left, right = image[mask & (share > 0.1) & (share < 0.35)], image[mask & (share > 0.65) & (share < 0.9)]
+    assert (left[:, 0] > 2 * left[:, 2]).all() and (right[:, 2] > 2 * right[:, 0]).all()

@@ -75,12 +75,30 @@ def default_orientation(path: Path) -> Orientation:
     return GLTF if path.suffix.lower() in (".glb", ".gltf") else NATIVE
 
 
+class ModelFolderResolver(trimesh.resolvers.FilePathResolver):
+    """Finds what a mesh file names (MTL files, texture images) beside it, never outside its
+    model's folder: the file's own folder, or the one above a ShapeNetCore v2 `models/` folder,
+    whose MTL names its images `../images/…`."""
+
+    def __init__(self, path: Path):
+        super().__init__(str(path))
+        folder = Path(self.parent).resolve()
+        self.bound = folder.parent if folder.name == "models" else folder
+
+    def absolute(self, name: str) -> Path:
+        path = (Path(self.parent).resolve() / name.strip()).resolve()
+        if not path.is_relative_to(self.bound):
+            raise ValueError(f"{name!r} lies outside the model's folder")
+        return path
+
+
 def read_mesh(path: Path, with_materials: bool = True) -> trimesh.Trimesh:
-    """One mesh from a file, with a scene's graph transforms applied; MeshError if unusable."""
+    """One mesh from a file, with a scene's graph transforms applied and, `with_materials`, its
+    materials and textures (several are packed into one texture); MeshError if unusable."""
     path = Path(path)
     try:
         # Materials and textures are costly to read and silhouettes do not need them.
-        kwargs = {} if with_materials else {"skip_materials": True}
+        kwargs = {"resolver": ModelFolderResolver(path)} if with_materials else {"skip_materials": True}
         scene = trimesh.load(path, force="scene", **kwargs)
         mesh = scene.to_mesh() if len(scene.geometry) else None
     except Exception as exc:  # trimesh raises many types on corrupt files

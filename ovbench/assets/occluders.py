@@ -1,10 +1,15 @@
 """Built-in 3D occluders and street set dressing, in the shared convention (metres, +Z up, on z = 0).
 
 Occluders: people-like figures, poles, signs, boxes, bins, bicycles and other vehicles. Street
-dressing: a road ground plane with lane markings and a kerb, and building blocks behind the scene.
+dressing: for ovd, a road ground plane with lane markings and a kerb, and building blocks behind
+the scene (`street`); for dyce, a whole street (`street_plan`, `street_scenery`): lanes and
+markings, kerbs, sidewalks, and façades with windows and doors along both sides.
 """
 
 from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
 
 import numpy as np
 import trimesh
@@ -51,12 +56,22 @@ def _boxes(extents: np.ndarray, centres: np.ndarray, colours: np.ndarray) -> tri
     return mesh
 
 
+@functools.lru_cache(maxsize=1)
+def _unit_capsule() -> trimesh.Trimesh:
+    """A capsule of radius 1 whose cylinder is 1 long along z (built once; limbs move its caps)."""
+    return trimesh.creation.capsule(height=1.0, radius=1.0, count=(8, 8))
+
+
 def _limb(start, end, radius, rgb) -> trimesh.Trimesh:
-    mesh = trimesh.creation.capsule(height=float(np.linalg.norm(np.subtract(end, start))),
-                                    radius=radius, count=(8, 8))
-    direction = np.subtract(end, start) / np.linalg.norm(np.subtract(end, start))
-    mesh.apply_transform(trimesh.geometry.align_vectors((0, 0, 1), direction))
-    mesh.apply_translation(np.add(start, end) / 2)
+    """A capsule from `start` to `end`: the unit capsule's caps scaled by `radius` and moved apart
+    to the limb's length (much faster than building each capsule anew)."""
+    unit = _unit_capsule()
+    length = float(np.linalg.norm(np.subtract(end, start)))
+    cap = np.sign(unit.vertices[:, 2:3]) * (0, 0, 0.5)
+    vertices = (unit.vertices - cap) * radius + cap * length
+    direction = np.subtract(end, start) / length
+    rotation = trimesh.geometry.align_vectors((0, 0, 1), direction)[:3, :3]
+    mesh = trimesh.Trimesh(vertices @ rotation.T + np.add(start, end) / 2, unit.faces.copy(), process=False)
     return _coloured(mesh, rgb)
 
 
@@ -197,3 +212,104 @@ def street(rng: np.random.Generator, road_angle: float, camera_xy: np.ndarray,
     mesh = _boxes(np.array(extents), np.array(centres, dtype=float), np.array(colours, dtype=float))
     mesh.apply_transform(rotation)
     return mesh
+
+
+# --------------------------------------------------------------------------- dyce's streets
+
+@dataclass(frozen=True)
+class StreetPlan:
+    """A straight street along x over [-length/2, length/2]: driving lanes around y = 0, a
+    parking lane along each kerb, kerbs at y = ±half_road, sidewalks up to the façades at
+    y = ±facade. Sidewalks are `kerb` metres high."""
+
+    length: float
+    lanes: int                # driving lanes, half in each direction
+    lane_width: float
+    parking_width: float
+    kerb: float
+    sidewalk: float
+    crossings: tuple          # x of the zebra crossings
+
+    @property
+    def half_road(self) -> float:
+        return self.lanes / 2 * self.lane_width + self.parking_width
+
+    @property
+    def facade(self) -> float:
+        return self.half_road + self.sidewalk
+
+
+def street_plan(rng: np.random.Generator, length: float) -> StreetPlan:
+    crossings = tuple(sorted(rng.uniform(-length / 3, length / 3, size=int(rng.integers(1, 3)))))
+    return StreetPlan(length=length, lanes=int(rng.choice([2, 2, 4])), lane_width=rng.uniform(3.0, 3.5),
+                      parking_width=rng.uniform(2.6, 2.9), kerb=rng.uniform(0.12, 0.16),
+                      sidewalk=rng.uniform(3.0, 5.5), crossings=crossings)
+
+
+FACADES = np.array([(190, 180, 165), (160, 90, 70), (210, 200, 185), (120, 115, 110), (175, 150, 120),
+                    (225, 220, 205), (140, 100, 80), (95, 105, 115)], dtype=np.float64)
+
+
+def _facade_boxes(rng, plan: StreetPlan, side: int, x0: float, x1: float) -> list[tuple]:
+    """(extents, centre, colour) of building blocks between x0 and x1 on one side, their façades
+    at y = side·facade, with rows of windows and doors at street level standing out 4 cm."""
+    boxes, x, depth = [], x0, 9.0
+    while x < x1:
+        width, height = rng.uniform(7, 18), rng.uniform(7, 24)
+        colour = _pick(FACADES, rng)
+        y_wall = side * (plan.facade + depth / 2)
+        boxes.append(((width, depth, height), (x + width / 2, y_wall, height / 2), colour))
+        glass = rng.uniform(25, 60) * np.ones(3) + rng.normal(0, 4, 3)
+        face = side * (plan.facade - 0.02)
+        columns = max(1, int(width / rng.uniform(2.6, 3.6)))
+        pitch = width / columns
+        pane = (pitch * rng.uniform(0.45, 0.65), rng.uniform(1.3, 1.8))
+        for floor in range(1, int((height - 1.0) / 3.1)):
+            z = floor * 3.1 + 1.6
+            for c in range(columns):
+                boxes.append(((pane[0], 0.08, pane[1]), (x + (c + 0.5) * pitch, face, z), glass))
+        door = int(rng.integers(columns))
+        for c in range(columns):
+            centre = x + (c + 0.5) * pitch
+            if c == door:
+                boxes.append(((1.3, 0.08, 2.3), (centre, face, plan.kerb + 1.15), rng.uniform(40, 110, 3)))
+            else:  # a shop window
+                boxes.append(((pitch * 0.7, 0.08, 1.9), (centre, face, plan.kerb + 1.35), glass))
+        x += width
+    return boxes
+
+
+def street_scenery(plan: StreetPlan, rng: np.random.Generator) -> trimesh.Trimesh:
+    """The street's fixed set as one mesh: asphalt with lane, parking and centre lines and zebra
+    crossings, kerbs, raised sidewalks, and building blocks with windows and doors along both
+    sides and across both ends (so that a camera looking along the street sees buildings, not the
+    edge of the world). Nothing of it rises above z = 0 inside the road, nor above the kerb height
+    between the kerbs and 6 cm before the façades."""
+    half, reach = plan.half_road, plan.length / 2 + 14.0
+    asphalt = rng.uniform(50, 95) * np.ones(3) + rng.normal(0, 3, 3)
+    pavement = rng.uniform(135, 185) * np.ones(3) + rng.normal(0, 4, 3)
+    paint = (225, 225, 215)
+    boxes = [((2 * reach, 2 * half, 0.02), (0, 0, -0.011), asphalt)]
+    for side in (-1, 1):
+        y = side * (half + plan.sidewalk / 2)
+        # Kerb stones and sidewalk side by side, both exactly `kerb` high.
+        boxes.append(((2 * reach, plan.sidewalk - 0.15, plan.kerb), (0, y + side * 0.075, plan.kerb / 2),
+                      pavement))
+        boxes.append(((2 * reach, 0.15, plan.kerb), (0, side * (half + 0.075), plan.kerb / 2), pavement * 1.12))
+        boxes.append(((2 * reach, 0.12, 0.01), (0, side * (half - plan.parking_width), -0.0055), paint))
+        for j in range(1, plan.lanes // 2):  # dashed lines between lanes of one direction
+            boxes += [((3.0, 0.12, 0.01), (x, side * j * plan.lane_width, -0.0055), paint)
+                      for x in np.arange(-reach, reach, 9.0)]
+    centre = (230, 190, 40) if rng.random() < 0.5 else paint
+    boxes += [((3.0, 0.14, 0.01), (x, 0, -0.0055), centre) for x in np.arange(-reach, reach, 7.0)]
+    road = half - plan.parking_width
+    for x in plan.crossings:
+        boxes += [((3.0, 0.5, 0.01), (x, y, -0.0055), paint) for y in np.arange(-road + 0.5, road, 1.0)]
+    for side in (-1, 1):
+        boxes += _facade_boxes(rng, plan, side, -reach, reach)
+    span = 2 * (plan.facade + 9.0)
+    for end in (-1, 1):  # across each end of the street
+        height = rng.uniform(10, 24)
+        boxes.append(((9.0, span, height), (end * (reach + 4.5), 0, height / 2), _pick(FACADES, rng)))
+    extents, centres, colours = (np.array(v, dtype=float) for v in zip(*boxes))
+    return _boxes(extents, centres, colours)

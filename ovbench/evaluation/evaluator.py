@@ -27,7 +27,7 @@ from ovbench.evaluation.metrics import AppearanceMetrics, MaskMetrics, depth_lay
 from ovbench.evaluation.perceptual import InceptionCarProbability, SegmentationScore, load_inception, load_segmenter
 from ovbench.evaluation.protocol import Batch, Prediction
 from ovbench.formats import dataset
-from ovbench.formats.masks import decode
+from ovbench.formats.masks import check_rle, decode
 from ovbench.formats.reader import AmodalSplit
 from ovbench.hub import is_hub_spec, resolve_data, resolve_pool
 
@@ -52,17 +52,28 @@ class OutsidePredictions:
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{path}: not a list of {{annotation_id, segmentation}} records ({exc})") from exc
 
-    def check_ids(self, annotation_ids: list[int]) -> None:
+    def check(self, split: AmodalSplit) -> None:
         """Before any work (as pycocotools' loadRes): one prediction for every annotated object of
-        the split, and none for objects it does not have."""
+        the split and none for objects it does not have, each a binary RLE covering its image, and
+        appearance files for all objects or for none."""
+        annotation_ids = [int(a["id"]) for a in split.items]
         missing = [a for a in annotation_ids if a not in self.masks]
         if missing:
             raise InputError(f"predictions.json has no prediction for annotation {missing[0]}"
-                            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+                             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
         unknown = sorted(set(self.masks) - set(annotation_ids))
         if unknown:
             raise InputError(f"predictions.json predicts annotation {unknown[0]}, which this split does "
-                            f"not have ({len(unknown)} such): predictions made for another split?")
+                             f"not have ({len(unknown)} such): predictions made for another split?")
+        for ann in split.items:
+            image = split.images[ann["image_id"]]
+            check_rle(self.masks[int(ann["id"])], (image["height"], image["width"]),
+                      f"the prediction for annotation {ann['id']}")
+        painted = [a for a in annotation_ids if (self.folder / "appearance" / f"{a}.png").is_file()]
+        if painted and len(painted) < len(annotation_ids):
+            first = next(a for a in annotation_ids if a not in set(painted))
+            raise InputError(f"{self.folder / 'appearance'} has {len(painted)} of {len(annotation_ids)} "
+                             f"appearance files (none for annotation {first}): give all of them or none")
 
     def predict(self, batch: Batch) -> Prediction:
         masks, appearances = [], []
@@ -139,12 +150,15 @@ class MaskEvaluator(DatasetEvaluator):
 
 
 class AppearanceEvaluator(DatasetEvaluator):
-    """L1/L2/SSIM/PSNR inside the hidden part, plus ICP and the segmentation score where their
-    networks are there; unavailable (with the reason) for a model that does not paint."""
+    """L1/L2/SSIM/PSNR inside the hidden part (where the data has the appearance behind the
+    occluders), plus ICP and the segmentation score where their networks are there; unavailable
+    (with the reason) for a model that does not paint."""
 
-    def __init__(self, model_name: str, icp_model, icp_reason: str, ss_model, ss_reason: str):
+    def __init__(self, model_name: str, icp_model, icp_reason: str, ss_model, ss_reason: str,
+                 has_truth: bool = True):
         self.model_name, self.icp_model, self.ss_model = model_name, icp_model, ss_model
         self.icp_reason, self.ss_reason = icp_reason, ss_reason
+        self.has_truth = has_truth
 
     def reset(self) -> None:
         self.painted = True
@@ -158,8 +172,9 @@ class AppearanceEvaluator(DatasetEvaluator):
         if not self.painted:
             return
         appearance, amodal = prediction.appearance.to(device), items["amodal"].to(device)
-        self.metrics.update(appearance, items["appearance"].to(device),
-                            (amodal > 0.5) & (items["visible"].to(device) < 0.5))
+        if self.has_truth:
+            self.metrics.update(appearance, items["appearance"].to(device),
+                                (amodal > 0.5) & (items["visible"].to(device) < 0.5))
         if self.icp:
             self.icp.update(appearance)
         if self.ss:
@@ -169,7 +184,8 @@ class AppearanceEvaluator(DatasetEvaluator):
         if not self.painted:
             reason = {"unavailable": f"{self.model_name} paints no appearance"}
             return {"appearance": reason, "icp": reason, "ss": reason}
-        return {"appearance": self.metrics.compute(),
+        return {"appearance": self.metrics.compute() if self.has_truth else
+                {"unavailable": "the dataset has no appearance ground truth (real photos)"},
                 "icp": self.icp.compute() if self.icp else {"unavailable": self.icp_reason},
                 "ss": self.ss.compute() if self.ss else {"unavailable": self.ss_reason}}
 
@@ -236,12 +252,12 @@ def evaluate(model_name: str | None, data: Path | str, split: str = "test", chec
     started = time.perf_counter()
     source = str(data)
     data, pool = resolve_data(data, progress), resolve_pool(pool, progress)
-    split_data = AmodalSplit(data, split, holdout=holdout, part=part)
+    split_data = AmodalSplit(data, split, holdout=holdout, part=part, verify=True)
     checkpoint_info, model_config = None, {}
     pretrained = "none (not a learned model)"
     if predictions is not None:
         model = OutsidePredictions(predictions)
-        model.check_ids([int(a["id"]) for a in split_data.items])
+        model.check(split_data)
         model_name = "predictions"
         pretrained = "unknown (outside predictions)"
     else:
@@ -258,7 +274,8 @@ def evaluate(model_name: str | None, data: Path | str, split: str = "test", chec
     icp_model, icp_reason = load_inception(icp_weights, device)
     ss_model, ss_reason = load_segmenter(ss_weights, device)
     evaluators = [MaskEvaluator(),
-                  AppearanceEvaluator(model_name, icp_model, icp_reason, ss_model, ss_reason),
+                  AppearanceEvaluator(model_name, icp_model, icp_reason, ss_model, ss_reason,
+                                      split_data.has_appearance),
                   LayeringEvaluator(split_data)]
     loader = torch.utils.data.DataLoader(split_data, batch_size=batch_size, shuffle=False)
     metrics = inference_on_dataset(model, loader, evaluators, device,

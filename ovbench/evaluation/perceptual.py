@@ -12,11 +12,13 @@ downloaded. Without them the result says "unavailable" with the reason, never a 
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from ovbench.errors import InputError
 from ovbench.evaluation.metrics import Metric
 
 # ImageNet classes of cars (BASELINES.md §6).
@@ -30,12 +32,21 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def _weights_file(given: str | Path | None, cached_name: str, flag: str) -> tuple[Path | None, str]:
     if given:
-        path = Path(given)
-        return (path, "") if path.is_file() else (None, f"{flag} file not found: {path}")
+        if not Path(given).is_file():
+            raise InputError(f"`{flag}` file not found: {given}")
+        return Path(given), ""
     cached = Path(torch.hub.get_dir()) / "checkpoints" / cached_name
     if cached.is_file():
         return cached, ""
-    return None, f"no weights: pass {flag} PATH or place {cached_name} in {cached.parent}"
+    return None, f"no weights: pass --{flag.replace('_', '-')} PATH or place {cached_name} in {cached.parent}"
+
+
+def _load_weights(model: torch.nn.Module, path: Path, flag: str) -> torch.nn.Module:
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (RuntimeError, OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
+        raise InputError(f"`{flag}` {path} is not the expected weights file ({str(exc).splitlines()[0]})") from None
+    return model.eval()
 
 
 def _normalise(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -49,23 +60,21 @@ def load_inception(weights: str | Path | None, device="cpu"):
     """(model, "") or (None, reason)."""
     from torchvision.models import inception_v3
 
-    path, reason = _weights_file(weights, INCEPTION_FILE, "--icp-weights")
+    path, reason = _weights_file(weights, INCEPTION_FILE, "icp_weights")
     if path is None:
         return None, reason
     model = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return model.eval().to(device), ""
+    return _load_weights(model, path, "icp_weights").to(device), ""
 
 
 def load_segmenter(weights: str | Path | None, device="cpu"):
     from torchvision.models.segmentation import deeplabv3_resnet50
 
-    path, reason = _weights_file(weights, DEEPLAB_FILE, "--ss-weights")
+    path, reason = _weights_file(weights, DEEPLAB_FILE, "ss_weights")
     if path is None:
         return None, reason
     model = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=21, aux_loss=True)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return model.eval().to(device), ""
+    return _load_weights(model, path, "ss_weights").to(device), ""
 
 
 class InceptionCarProbability(Metric):

@@ -19,7 +19,6 @@ COCOA's own occluded regions keep exactly COCOA's keys.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +140,7 @@ def convert(root: Path, to: str, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for split in manifest["splits"]:
-        document = json.loads((Path(root) / split / "annotations.json").read_text())
+        document = dataset.load_annotations(root, split)
         converted = to_cocoa(document) if to == "cocoa" else to_kins2020(document)
         path = out / f"{split}.json"
         write_json(path, converted)

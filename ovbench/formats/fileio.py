@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ovbench.errors import InputError
 
@@ -57,3 +57,19 @@ def fingerprint(paths) -> str:
         stat = path.stat()
         digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def member(root: Path, name: str, where: str = "the data") -> Path:
+    """`root / name` for a name that comes from data (an annotation file, a manifest, a Hub row):
+    relative, without `..`, and not leading out of `root` through a symbolic link. Anything else
+    is refused before a byte is read or written."""
+    if not isinstance(name, str) or not name or "\\" in name or "\0" in name:
+        raise InputError(f"unsafe file name {name!r} in {where}: not a plain relative path")
+    parts = PurePosixPath(name).parts
+    if PurePosixPath(name).is_absolute() or ".." in parts or ":" in parts[0]:
+        raise InputError(f"unsafe file name {name!r} in {where}: it leads outside {root}")
+    path = Path(root) / name
+    resolved, base = path.resolve(), Path(root).resolve()
+    if resolved != base and base not in resolved.parents:
+        raise InputError(f"unsafe file name {name!r} in {where}: a symbolic link leads outside {root}")
+    return path

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ovbench.errors import InputError
+
 
 def encode(mask: np.ndarray) -> dict:
     """COCO compressed RLE of a 2-D boolean mask, with str counts."""
@@ -18,6 +20,43 @@ def decode(rle: dict) -> np.ndarray:
     return mask_utils.decode({"size": rle["size"],
                               "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
                              ).astype(bool)
+
+
+def rle_counts(counts: str | bytes) -> list[int]:
+    """The run lengths of a compressed COCO RLE string (pycocotools' rleFrString, in Python):
+    six-bit groups from '0', five data bits each, the sixth bit "more"; runs after the second are
+    stored as differences from the run two back."""
+    data = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    runs, position = [], 0
+    while position < len(data):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(data) or not 48 <= data[position] < 48 + 64:
+                raise ValueError("not a COCO RLE string")
+            chunk = data[position] - 48
+            value |= (chunk & 0x1F) << shift
+            more = bool(chunk & 0x20)
+            position, shift = position + 1, shift + 5
+            if not more and chunk & 0x10:
+                value -= 1 << shift
+        runs.append(value + (runs[-2] if len(runs) > 2 else 0))
+    return runs
+
+
+def check_rle(rle, shape: tuple[int, int], what: str) -> None:
+    """A binary RLE of exactly this H×W shape: runs non-negative and covering every pixel once."""
+    if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
+        kind = "a polygon" if isinstance(rle, list) else type(rle).__name__
+        raise InputError(f"{what} is {kind}, not an RLE {{size, counts}}: encode masks with pycocotools")
+    if list(rle["size"]) != list(shape):
+        raise InputError(f"{what} is {rle['size'][1]}×{rle['size'][0]}, the image is {shape[1]}×{shape[0]}")
+    counts = rle["counts"]
+    try:
+        runs = rle_counts(counts) if isinstance(counts, (str, bytes)) else [int(c) for c in counts]
+    except (ValueError, TypeError, OverflowError):  # int(nan) and foreign strings
+        raise InputError(f"{what} has unreadable RLE counts") from None
+    if any(run < 0 for run in runs) or sum(runs) != shape[0] * shape[1]:
+        raise InputError(f"{what}: its RLE runs cover {sum(runs)} pixels, the image has {shape[0] * shape[1]}")
 
 
 def bbox(mask: np.ndarray) -> list[int]:

@@ -67,10 +67,20 @@ class SilhouettePool:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"silhouette pool not found: {self.path} (make one with `ovbench generate pool`)")
-        self._h5 = h5py.File(self.path, "r")
+        try:
+            self._h5 = h5py.File(self.path, "r")
+        except OSError as exc:  # h5py's error for empty, truncated and foreign files
+            raise InputError(f"{self.path} is not a readable silhouette pool (truncated or not HDF5: {exc})") from None
+        try:
+            self._read(in_memory)
+        except (KeyError, OSError, ValueError, TypeError) as exc:
+            self._h5.close()
+            raise InputError(f"{self.path} is not a complete ovbench pool ({type(exc).__name__}: {exc})") from None
+
+    def _read(self, in_memory: bool) -> None:
         masks = self._h5["masks"]
         if masks.attrs.get("packed") != "bits":
-            raise InputError(f"{self.path} is not an ovbench pool (no bit-packed masks)")
+            raise ValueError("no bit-packed masks")
         self.width = int(masks.attrs["width"])
         self._masks = masks[()] if in_memory else masks
         self.model_id = self._h5["model_id"].asstr()[()]

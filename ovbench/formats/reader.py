@@ -7,7 +7,6 @@ object's own render (alpha = amodal mask) painted over it, i.e. the object de-oc
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +40,7 @@ class AmodalSplit(torch.utils.data.Dataset):
     split less its validation images), "validation", or "all"."""
 
     def __init__(self, root: Path, split: str = "test", size: int | None = None, holdout: float = 0.0,
-                 part: str = "all"):
+                 part: str = "all", verify: bool = False):
         self.root = Path(root)
         manifest = dataset.load_manifest(self.root)
         if split not in manifest["splits"]:
@@ -50,7 +49,9 @@ class AmodalSplit(torch.utils.data.Dataset):
             raise ValueError(f"part must be all, fit or validation, got {part!r}")
         self.manifest, self.split, self.size = manifest, split, size
         self.split_dir = self.root / split
-        document = json.loads((self.split_dir / "annotations.json").read_text())
+        document = dataset.load_annotations(self.root, split)
+        if verify:
+            dataset.verify_files(self.root, manifest, split, document)
         if part != "all" and holdout > 0:
             kept_out = holdout_images([image["id"] for image in document["images"]], holdout)
             keep = (lambda i: i in kept_out) if part == "validation" else (lambda i: i not in kept_out)
@@ -60,6 +61,8 @@ class AmodalSplit(torch.utils.data.Dataset):
         else:
             self.name = split
         self.images = {image["id"]: image for image in document["images"]}
+        # Imported real photos have none; their items' `appearance` is then the input itself.
+        self.has_appearance = all(image.get("appearance") for image in document["images"])
         self.items = []
         for ann in document["annotations"]:
             missing = [k for k in NEEDED if k not in ann]

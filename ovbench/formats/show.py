@@ -8,7 +8,6 @@ wrong up or front axis shows at a glance.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +72,8 @@ def _appearance(split_dir: Path, image: dict, annotations: list, shape) -> np.nd
     if isinstance(names, str):
         return dataset.read_png(split_dir / names)[..., :3]
     canvas = np.zeros(shape, np.uint8)
+    if names is None:  # imported real photos: no appearance ground truth, a black panel
+        return canvas
     for ann in sorted(annotations, key=lambda a: -a.get("order", 0)):
         rgba = dataset.read_png(split_dir / names[str(ann["id"])])
         alpha = rgba[..., 3:] / 255.0
@@ -86,7 +87,7 @@ def contact_sheet(root: Path, split: str | None = None, count: int = 8, seed: in
     if split not in manifest["splits"]:
         raise InputError(f"{root} has no split {split!r} (it has {', '.join(manifest['splits'])})")
     split_dir = Path(root) / split
-    document = json.loads((split_dir / "annotations.json").read_text())
+    document = dataset.load_annotations(root, split)
     by_image: dict = {}
     for ann in document["annotations"]:
         by_image.setdefault(ann["image_id"], []).append(ann)

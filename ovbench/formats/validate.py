@@ -17,6 +17,10 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from ovbench.errors import InputError
+from ovbench.formats.dataset import SPLIT_NAME, files_of
+from ovbench.formats.fileio import member
+
 REQUIRED_ANNOTATION = ("id", "image_id", "category_id", "iscrowd", "segmentation", "bbox", "area",
                        "inmodal_seg", "inmodal_bbox", "visible_mask", "invisible_mask",
                        "occlude_rate", "occluders", "order")
@@ -36,9 +40,23 @@ def _box(mask: np.ndarray) -> list[int]:
     return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
 
 
-def _image(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image)
+class Unreadable(Exception):
+    """A file a rule needs cannot be read: reported as 'FILE: rule'."""
+
+    def __init__(self, name: str, rule: str):
+        super().__init__(f"{name}: {rule}")
+        self.name, self.rule = name, rule
+
+
+def _image(path: Path, split_dir: Path) -> np.ndarray:
+    name = f"{split_dir.name}/{path.relative_to(split_dir).as_posix()}"
+    if not path.is_file():
+        raise Unreadable(name, "file missing")
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise Unreadable(name, f"not a readable image ({exc})") from None
 
 
 class Report:
@@ -57,7 +75,11 @@ def check_checksums(root: Path, manifest: dict, report: Report) -> None:
     """Every file listed with its sha256, and nothing else beside manifest.json."""
     listed = manifest.get("files", {})
     for name, expected in listed.items():
-        path = root / name
+        try:
+            path = member(root, name)
+        except InputError:
+            report.fail(name, "unsafe file name in manifest.json (leads outside the folder)")
+            continue
         if not path.is_file():
             report.fail(name, "listed in manifest.json but missing")
             continue
@@ -105,7 +127,9 @@ def _check_annotation(split_dir: Path, where: str, ann: dict, image: dict, pixel
             report.fail(where, "lists an occluder that does not exist", str(entry["id"]))
             continue
         cover |= mask
-    if (invisible & ~cover).any():
+    # An imported photo's (`source_image`) hidden part was drawn by annotators, not computed from
+    # its occluders: what hides it need not be annotated.
+    if "source_image" not in image and (invisible & ~cover).any():
         report.fail(where, "invisible pixels not covered by any listed occluder",
                     f"{int((invisible & ~cover).sum())} px")
     if appearance is not None and appearance.ndim == 3 and appearance.shape[2] == 3:
@@ -121,11 +145,18 @@ def validate(root: Path, limit: int = 50) -> Report:
     if not manifest_path.is_file():
         report.fail("manifest.json", "missing (not a dataset, or an unfinished run)")
         return report
-    manifest = json.loads(manifest_path.read_text())
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        report.fail("manifest.json", "not readable JSON", str(exc))
+        return report
     check_checksums(root, manifest, report)
     min_visible = int(manifest.get("config", {}).get("min_visible", 0))
     models_by_split = {}
     for split in manifest.get("splits", {}):
+        if not isinstance(split, str) or not SPLIT_NAME.fullmatch(split):
+            report.fail("manifest.json", "unsafe split name", repr(split))
+            continue
         split_dir = root / split
         ann_path = split_dir / "annotations.json"
         where_file = f"{split}/annotations.json"
@@ -145,26 +176,13 @@ def validate(root: Path, limit: int = 50) -> Report:
         occluders = {o["id"]: _mask(o["segmentation"]) for o in coco.dataset.get("occluders", [])}
         models_by_split[split] = {a.get("model_id") for a in coco.dataset["annotations"]}
         for image_id, image in coco.imgs.items():
-            image_path = split_dir / image["file_name"]
-            if not image_path.is_file():
-                report.fail(f"{split}/{image['file_name']}", "image file missing")
-                continue
-            pixels = _image(image_path)
-            anns = coco.imgToAnns[image_id]
-            amodal_of = {a["id"]: _mask(a["segmentation"]) for a in anns}
-            appearance_names = image.get("appearance")
-            shared = _image(split_dir / appearance_names) if isinstance(appearance_names, str) else None
-            if image.get("instances_file"):
-                _check_scene(split_dir, f"{split}/{image['file_name']}", image, anns, amodal_of,
-                             occluders, min_visible, report)
-            for ann in anns:
-                where = f"{where_file} annotation {ann['id']}"
-                appearance = shared
-                if isinstance(appearance_names, dict):
-                    appearance = _check_object_appearance(split_dir, where, ann, appearance_names,
-                                                          amodal_of[ann["id"]], pixels, report)
-                _check_annotation(split_dir, where, ann, image, pixels, appearance, occluders,
-                                  amodal_of, min_visible, report)
+            try:
+                _check_image(split_dir, where_file, image, coco.imgToAnns[image_id], occluders, min_visible,
+                             report)
+            except Unreadable as exc:
+                report.fail(exc.name, exc.rule)
+            except InputError as exc:  # a file name leading out of the folder
+                report.fail(where_file, "unsafe file name", str(exc))
     splits = list(models_by_split)
     for i, a in enumerate(splits):
         for b in splits[i + 1:]:
@@ -175,12 +193,33 @@ def validate(root: Path, limit: int = 50) -> Report:
     return report
 
 
+def _check_image(split_dir: Path, where_file: str, image: dict, anns: list, occluders: dict, min_visible: int,
+                 report: Report) -> None:
+    for name in files_of(image):
+        member(split_dir, name)
+    pixels = _image(split_dir / image["file_name"], split_dir)
+    amodal_of = {a["id"]: _mask(a["segmentation"]) for a in anns}
+    appearance_names = image.get("appearance")
+    shared = _image(split_dir / appearance_names, split_dir) if isinstance(appearance_names, str) else None
+    if image.get("instances_file"):
+        _check_scene(split_dir, f"{split_dir.name}/{image['file_name']}", image, anns, amodal_of,
+                     occluders, min_visible, report)
+    for ann in anns:
+        where = f"{where_file} annotation {ann['id']}"
+        appearance = shared
+        if isinstance(appearance_names, dict):
+            appearance = _check_object_appearance(split_dir, where, ann, appearance_names,
+                                                  amodal_of[ann["id"]], pixels, report)
+        _check_annotation(split_dir, where, ann, image, pixels, appearance, occluders,
+                          amodal_of, min_visible, report)
+
+
 def _check_scene(split_dir: Path, where: str, image: dict, anns: list, amodal_of: dict,
                  occluders: dict, min_visible: int, report: Report) -> None:
     """dyce: visible masks are the instance map's objects (so no pixel is visible twice, and
     their union is its foreground, less objects too small to annotate); the occlusion graph
     agrees with what is visible."""
-    instances = _image(split_dir / image["instances_file"]).astype(np.int64)
+    instances = _image(split_dir / image["instances_file"], split_dir).astype(np.int64)
     index = {object_id: k + 1 for k, object_id in enumerate(image["objects"])}
     covered = np.zeros(instances.shape, np.int64)
     for ann in anns:
@@ -215,7 +254,7 @@ def _check_object_appearance(split_dir: Path, where: str, ann: dict, names: dict
     if name is None or not (split_dir / name).is_file():
         report.fail(where, "appearance file missing", str(name))
         return None
-    rgba = _image(split_dir / name)
+    rgba = _image(split_dir / name, split_dir)
     if rgba.ndim != 3 or rgba.shape[2] != 4 or not np.array_equal(rgba[..., 3] > 0, amodal):
         report.fail(where, "appearance alpha differs from the amodal mask")
     return rgba[..., :3]

@@ -5,7 +5,8 @@ record last, atomically, so a record means the item is complete); a killed run r
 stopped, and only with the settings it started with. `finish_dataset` assembles the annotation
 files in id order, hashes every file and writes manifest.json last.
 
-Tasks run on a spawn process pool (or in-process for one worker), results yielded as they finish.
+Tasks run on a spawn process pool (or in-process for one worker), or on a Ray cluster (the same
+tasks; every node must see the output folder at the same path), results yielded as they finish.
 Spawn, not fork: an OpenGL context must never be inherited by a child.
 """
 
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import shutil
+import socket
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,11 +40,115 @@ def check_size(size: int, smallest: int = 32) -> None:
         raise InputError(f"`size` must be a multiple of 8 and at least {smallest}, got {size}")
 
 
-def run_tasks(fn: Callable, tasks: Iterable, workers: int = 1) -> Iterator:
+EXECUTORS = ("process", "ray")
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Executor:
+    """Where shard tasks run: `process`, a spawn pool on this machine, or `ray`, the Ray cluster
+    whose head is at `address` (HOST:PORT), or without one a local Ray instance for the run."""
+
+    kind: str = "process"
+    address: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in EXECUTORS:
+            raise InputError(f"`executor` must be {' or '.join(EXECUTORS)}, got {self.kind!r}")
+        if self.address is not None:
+            if self.kind != "ray":
+                raise InputError("`address` is the Ray cluster's; it needs `executor` ray")
+            host, _, port = self.address.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise InputError(f"bad `address` {self.address!r}: use HOST:PORT of the Ray head, "
+                                 "e.g. 10.0.0.5:6379")
+
+
+PROCESS_POOL = Executor()
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise InputError("`executor` ray needs Ray: pip install 'ovbench[ray]'") from None
+    return ray
+
+
+_ray_connection = None  # what this process joined Ray for: (executor, workers), kept for later runs
+
+
+def _connect_ray(ray, executor: Executor, workers: int) -> None:
+    """Join the cluster at the executor's address (checked first, so that a wrong one fails in
+    seconds), or start a local instance of `workers` CPUs. One connection serves every run of the
+    process (a build runs several); Ray set up by the caller is used as it is."""
+    global _ray_connection
+    wanted = (executor, workers if executor.address is None else None)
+    if ray.is_initialized() and _ray_connection in (None, wanted):
+        return
+    if ray.is_initialized():
+        ray.shutdown()
+    quiet = {"logging_level": "ERROR", "log_to_driver": False}
+    if executor.address is None:
+        ray.init(num_cpus=workers, include_dashboard=False, **quiet)
+    else:
+        host, _, port = executor.address.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+            ray.init(address=executor.address, **quiet)
+        except (OSError, ConnectionError) as exc:
+            raise InputError(f"no Ray cluster answers at `address` {executor.address} ({exc}); start its "
+                             f"head with: ray start --head --port {port}") from None
+    _ray_connection = wanted
+
+
+def start_executor(executor: Executor, workers: int) -> None:
+    """Make the executor ready (join Ray), so that a missing Ray or a wrong address fails before
+    any task runs."""
+    if executor.kind == "ray":
+        _connect_ray(_import_ray(), executor, workers)
+
+
+def _in_folder(folder: str, fn: Callable, task):
+    """fn(task) run from the driver's working folder, so that relative paths mean the same."""
+    os.chdir(folder)
+    return fn(task)
+
+
+def _run_on_ray(fn: Callable, tasks: Iterator, workers: int, executor: Executor) -> Iterator:
+    start_executor(executor, workers)
+    ray = _import_ray()
+    remote = ray.remote(num_cpus=1)(_in_folder)
+    folder, pending = os.getcwd(), []
+
+    def finished():
+        nonlocal pending
+        done, pending = ray.wait(pending, num_returns=1)
+        try:
+            return ray.get(done)
+        except ray.exceptions.RayTaskError as exc:  # the task's own error, not Ray's wrapping of it
+            raise exc.cause if isinstance(exc.cause, Exception) else exc from None
+
+    try:
+        for task in tasks:
+            pending.append(remote.remote(folder, fn, task))
+            if len(pending) >= 2 * workers:
+                yield from finished()
+        while pending:
+            yield from finished()
+    finally:
+        for ref in pending:  # on an error (or the consumer stopping early) queued tasks are dropped
+            ray.cancel(ref)
+
+
+def run_tasks(fn: Callable, tasks: Iterable, workers: int = 1, executor: Executor = PROCESS_POOL) -> Iterator:
     """Yield fn(task) for every task, in completion order; at most 2×workers tasks in flight."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     tasks = iter(tasks)
+    if executor.kind == "ray":
+        yield from _run_on_ray(fn, tasks, workers, executor)
+        return
     if workers == 1:
         for task in tasks:
             yield fn(task)
@@ -64,12 +171,20 @@ def run_tasks(fn: Callable, tasks: Iterable, workers: int = 1) -> Iterator:
 
 
 def run_with_progress(fn: Callable, tasks: list, *, workers: int, total: int, initial: int, unit: str,
-                      desc: str, progress: bool, advance: Callable, discard: Callable | None) -> None:
+                      desc: str, progress: bool, advance: Callable, discard: Callable | None,
+                      executor: Executor = PROCESS_POOL) -> None:
     """Run every task under a progress bar; `advance(result)` says how far each result moves it.
-    Without a usable renderer, `discard` (given for a fresh build) removes what was started."""
+    Without a usable executor or renderer, `discard` (given for a fresh build) removes what was
+    started."""
+    try:
+        start_executor(executor, workers)
+    except InputError:
+        if discard is not None:
+            discard()
+        raise
     try:
         with tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=not progress) as bar:
-            for result in run_tasks(fn, tasks, workers):
+            for result in run_tasks(fn, tasks, workers, executor):
                 bar.update(advance(result))
     except GLUnavailable:
         if discard is not None:  # nothing could be rendered: leave nothing behind
@@ -154,6 +269,8 @@ def start_dataset(root: Path, kind: str, config: dict, resume: bool) -> bool | N
     """Prepare `root` for building. Returns whether the build is fresh, or None when `root`
     already holds the finished dataset (resume)."""
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root} is a file, not a folder: choose another `out`")
     manifest = root / MANIFEST
     if manifest.exists():
         if not resume:

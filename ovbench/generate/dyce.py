@@ -20,14 +20,21 @@ from __future__ import annotations
 import functools
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import trimesh
+from shapely.geometry import Polygon
 
 from ovbench.assets.meshes import Orientation, orientation_option
-from ovbench.assets.occluders import SCENE_OCCLUDER_KINDS, build_occluder
+from ovbench.assets.occluders import (
+    SCENE_OCCLUDER_KINDS,
+    StreetPlan,
+    build_occluder,
+    street_plan,
+    street_scenery,
+)
 from ovbench.assets.procedural import build_vehicle
 from ovbench.assets.sources import (
     ModelRef,
@@ -47,19 +54,25 @@ from ovbench.generate.street import CATEGORY_OF_TYPE, YFOV, sky_colours, street_
 from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
 from ovbench.seeding import rng_for
 
-# Scenes reuse vehicle models: keep recent ones per process (place_objects copies before moving).
-vehicle_mesh = functools.lru_cache(maxsize=128)(load_model)
-GROUND_RADIUS = 11.0     # metres: objects stand inside this disc
+# Scenes reuse vehicle models: keep recent ones per process (scenes never change their meshes);
+# a street takes 20-30 of a split's ~150 default models.
+vehicle_mesh = functools.lru_cache(maxsize=256)(load_model)
+GROUND_RADIUS = 11.0     # metres: objects stand inside this disc (open layout)
 PLACEMENT_TRIES = 200
 CATEGORIES = ("car", "bus", "truck", *SCENE_OCCLUDER_KINDS)
+LAYOUTS = ("street", "open")
+DEFAULT_OBJECTS = {"street": (50, 70), "open": (3, 6)}
+MAX_OBJECTS = {"street": 150, "open": 30}
+SKY_LIGHT = 1.2          # light from the sky's dome, beside the sun and the ambient term
 
 
 @dataclass(frozen=True)
 class DyceConfig:
     vehicles: str = "procedural"
     models: int | None = None            # procedural: 200 models; file sources: all
-    objects: tuple = (3, 6)
-    views_per_scene: int = 2
+    layout: str = "street"
+    objects: tuple | None = None         # None: the layout's DEFAULT_OBJECTS
+    views_per_scene: int = 4
     splits: tuple = (("train", 60), ("test", 20))
     size: int = 256
     seed: int = 0
@@ -70,10 +83,13 @@ class DyceConfig:
     def orientation(self) -> Orientation | None:
         return orientation_option(self.up, self.front)
 
+    def object_range(self) -> tuple[int, int]:
+        return tuple(self.objects) if self.objects else DEFAULT_OBJECTS.get(self.layout, (0, 0))
+
     def record(self) -> dict:
         data = asdict(self)
         data["vehicles"] = self.vehicles.split(":", 1)[0]
-        data["objects"], data["splits"] = list(self.objects), [list(s) for s in self.splits]
+        data["objects"], data["splits"] = list(self.object_range()), [list(s) for s in self.splits]
         return data
 
 
@@ -133,22 +149,26 @@ def place_objects(meshes: list[tuple], rng: np.random.Generator, radius: float =
 
 
 def render_view(renderer, count: int, camera: Camera) -> ViewObjects:
+    """The instance map and depth, and every object's amodal mask and own depth from its solo
+    pass (several objects a pass where their screen boxes keep apart; see Renderer.solos)."""
     ids, depth = renderer.instances(camera)
-    amodal, visible, own = [], [], []
-    for k in range(count):
-        mask, own_depth = renderer.solo(camera, k)
-        amodal.append(mask)
-        visible.append(ids == k + 1)
-        own.append(own_depth)
-    return ViewObjects(ids, depth, amodal, visible, own)
+    solos = renderer.solos(camera, range(count))
+    return ViewObjects(ids, depth, [solos[k][0] for k in range(count)], [ids == k + 1 for k in range(count)],
+                       [solos[k][1] for k in range(count)])
 
 
 def occlusion_graph(view: ViewObjects, keys: list[int]) -> list[dict]:
     """For each pair of objects whose amodal masks overlap: the one nearer the camera at most of
     the shared pixels is in front."""
     edges = []
+    # Row and column spans of each mask: pairs whose boxes do not meet share no pixel.
+    spans = [(np.flatnonzero(m.any(1))[[0, -1]], np.flatnonzero(m.any(0))[[0, -1]]) if m.any() else None
+             for m in view.amodal]
     for a in range(len(keys)):
         for b in range(a + 1, len(keys)):
+            if spans[a] is None or spans[b] is None or any(
+                    sa[1] < sb[0] or sb[1] < sa[0] for sa, sb in zip(spans[a], spans[b])):
+                continue
             shared = view.amodal[a] & view.amodal[b]
             n = int(shared.sum())
             if n == 0:
@@ -184,7 +204,8 @@ def _camera(placed: list[Placed], rng) -> Camera:
 
 
 def _ground(rng) -> SceneObject:
-    ground = trimesh.creation.box(extents=(200.0, 200.0, 0.02))
+    # 100 m: beyond every camera's view of the disc, and small enough for a sharp shadow map.
+    ground = trimesh.creation.box(extents=(100.0, 100.0, 0.02))
     ground.apply_translation((0, 0, -0.011))
     ground.visual.face_colors = np.append(np.clip(rng.uniform(60, 130) * np.ones(3) + rng.normal(0, 6, 3),
                                                   0, 255), 255).astype(np.uint8)
@@ -194,7 +215,8 @@ def _ground(rng) -> SceneObject:
 def _scene_meshes(config: DyceConfig, vehicles: list[ModelRef], rng) -> tuple[list[tuple], dict]:
     """The scene's (mesh, category, model id, source) tuples, and the orientation doubts of its
     file vehicles."""
-    count = int(rng.integers(config.objects[0], config.objects[1] + 1))
+    lo, hi = config.object_range()
+    count = int(rng.integers(lo, hi + 1))
     meshes, doubts = [], {}
     for k in range(count):
         if k == 0 or rng.random() < 0.5:  # at least one vehicle per scene
@@ -207,6 +229,194 @@ def _scene_meshes(config: DyceConfig, vehicles: list[ModelRef], rng) -> tuple[li
             kind = SCENE_OCCLUDER_KINDS[int(rng.integers(len(SCENE_OCCLUDER_KINDS)))]
             meshes.append((build_occluder(kind, rng), kind, None, "builtin"))
     return meshes, doubts
+
+
+# --------------------------------------------------------------------------- street layout
+
+STREET_MIN_LENGTH = 20.0          # metres of street, longer when the parked rows need it
+LOW_BAND = 2.2                    # metres: footprints below and above this height collide apart
+FURNITURE = {"pole": 0.2, "sign": 0.15, "tree": 0.2, "bin": 0.15, "barrier": 0.1, "bicycle": 0.1,
+             "box": 0.1}
+
+
+@dataclass
+class Footprint:
+    """Where an object stands, as oriented boxes of its parts below and above LOW_BAND (a tree's
+    trunk and crown), to keep objects apart where they could touch."""
+
+    low: object                   # shapely polygon, or None
+    high: object
+
+    @staticmethod
+    def of(mesh: trimesh.Trimesh, pose: np.ndarray) -> "Footprint":
+        bands = []
+        for chosen in (mesh.vertices[:, 2] < LOW_BAND, mesh.vertices[:, 2] >= LOW_BAND):
+            if not chosen.any():
+                bands.append(None)
+                continue
+            (x0, y0), (x1, y1) = mesh.vertices[chosen, :2].min(0), mesh.vertices[chosen, :2].max(0)
+            corners = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)]) @ pose[:2, :2].T + pose[:2, 3]
+            bands.append(Polygon(corners))
+        return Footprint(*bands)
+
+    def clear_of(self, other: "Footprint", gap: float) -> bool:
+        return all(a is None or b is None or a.distance(b) > gap
+                   for a, b in ((self.low, other.low), (self.high, other.high)))
+
+    def within(self, y_min: float, y_max: float) -> bool:
+        """Whether every part lies between the two lines y = y_min and y = y_max (|y| for the
+        sides of the street are handled by the caller)."""
+        return all(part is None or (y_min <= part.bounds[1] and part.bounds[3] <= y_max)
+                   for part in (self.low, self.high))
+
+
+def _pose(x: float, y: float, z: float, yaw: float) -> np.ndarray:
+    pose = trimesh.transformations.rotation_matrix(yaw, (0, 0, 1))
+    pose[:3, 3] = (x, y, z)
+    return pose
+
+
+def _vehicle(vehicles: list[ModelRef], rng, doubts: dict) -> tuple:
+    ref = vehicles[int(rng.integers(len(vehicles)))]
+    mesh = vehicle_mesh(ref)
+    doubts.update(orientation_doubts(ref, mesh))
+    return mesh, CATEGORY_OF_TYPE.get(ref.model_id.rsplit("-", 1)[0], "car"), ref.model_id, ref.source
+
+
+def _parked_rows(meshes: list[tuple], rng) -> tuple[list[list[tuple]], float]:
+    """Split the parked vehicles between the two kerbs, bumper to bumper with 0.4-1.5 m between
+    them and now and then a longer gap (a driveway); returns per side (vehicle, x) rows centred on
+    x = 0, and the longest row's length."""
+    rows, lengths = [[], []], [0.0, 0.0]
+    for item in meshes:
+        side = int(np.argmin(lengths))
+        gap = rng.uniform(0.4, 1.5) if rng.random() > 0.12 else rng.uniform(3.0, 7.0)
+        length = item[0].extents[0]
+        rows[side].append((item, lengths[side] + length / 2))
+        lengths[side] += length + gap
+    return [[(item, x - lengths[s] / 2) for item, x in rows[s]] for s in (0, 1)], max(lengths)
+
+
+def street_layout(config: DyceConfig, vehicles: list[ModelRef], rng) -> tuple[list[Placed], StreetPlan, dict]:
+    """A street's objects: about 40 % parked vehicles in rows along both kerbs, 10 % vehicles in
+    the driving lanes, 25 % pedestrians on the sidewalks and the crossings, the rest street
+    furniture along the kerbs (poles, signs, trees, bins, barriers, bicycles, boxes). Every
+    object keeps clear of the others, road objects 0.3 m off the kerbs and sidewalk objects
+    between kerb and façade, so the street's fixed set never hides one (see street_scenery)."""
+    lo, hi = config.object_range()
+    count = int(rng.integers(lo, hi + 1))
+    n_parked = max(1, round(count * 0.4))
+    n_moving = min(round(count * 0.1), count - n_parked)
+    n_people = min(round(count * 0.25), count - n_parked - n_moving)
+    n_furniture = count - n_parked - n_moving - n_people
+    doubts: dict = {}
+    rows, row_length = _parked_rows([_vehicle(vehicles, rng, doubts) for _ in range(n_parked)], rng)
+    plan = street_plan(rng, max(STREET_MIN_LENGTH, row_length + 6.0))
+    half, road = plan.half_road, plan.half_road - plan.parking_width
+    placed: list[Placed] = []
+    prints: list[Footprint] = []
+
+    def put(item: tuple, pose: np.ndarray, band: tuple | None, gap: float) -> bool:
+        mesh = item[0]
+        footprint = Footprint.of(mesh, pose)
+        if band is not None and not footprint.within(*band):
+            return False
+        if not all(footprint.clear_of(other, gap) for other in prints):
+            return False
+        placed.append(Placed(mesh, pose, item[1], item[2], item[3],
+                             float(np.linalg.norm(mesh.extents[:2]) / 2)))
+        prints.append(footprint)
+        return True
+
+    for side, row in zip((-1, 1), rows):  # right-hand traffic: the y < 0 side faces +x
+        for item, x in row:
+            yaw = (0.0 if side < 0 else math.pi) + (math.pi if rng.random() < 0.06 else 0.0) + rng.normal(0, 0.015)
+            # 0.3 m or more off the kerb, turned or not.
+            length, width = item[0].extents[:2]
+            y = side * (half - 0.3 - width / 2 - length / 2 * abs(math.sin(yaw)) - abs(rng.normal(0, 0.05)))
+            put(item, _pose(x, y, 0.0, yaw), None, 0.05)
+    road_band = (-(half - 0.3), half - 0.3)
+    for _ in range(n_moving):
+        item = _vehicle(vehicles, rng, doubts)
+        for _ in range(30):
+            direction = 1 if rng.random() < 0.5 else -1
+            lane = int(rng.integers(max(1, plan.lanes // 2)))
+            y = -direction * (lane + 0.5) * plan.lane_width + rng.normal(0, 0.2)
+            yaw = (0.0 if direction > 0 else math.pi) + rng.normal(0, 0.03)
+            x = rng.uniform(-plan.length / 2, plan.length / 2)
+            if put(item, _pose(x, y, 0.0, yaw), road_band, 1.0):
+                break
+    for k in range(n_people):
+        item = (build_occluder("person", rng), "person", None, "builtin")
+        for _ in range(30):
+            x = rng.uniform(-plan.length / 2, plan.length / 2)
+            if rng.random() < 0.25 and plan.crossings:  # on a zebra crossing
+                x = plan.crossings[int(rng.integers(len(plan.crossings)))] + rng.uniform(-1.3, 1.3)
+                y = rng.uniform(-road, road)
+                pose, band = _pose(x, y, 0.0, rng.choice([-1, 1]) * math.pi / 2 + rng.normal(0, 0.2)), road_band
+            else:
+                side = rng.choice([-1, 1])
+                y = side * rng.uniform(half + 0.4, plan.facade - 0.5)
+                yaw = rng.choice([0.0, math.pi]) + rng.normal(0, 0.3)
+                band = (half + 0.05, plan.facade - 0.15) if side > 0 else (-(plan.facade - 0.15), -(half + 0.05))
+                pose = _pose(x, y, plan.kerb, yaw)
+            if put(item, pose, band, 0.1):
+                break
+    kinds, weights = list(FURNITURE), np.array(list(FURNITURE.values()))
+    for _ in range(n_furniture):
+        kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
+        item = (build_occluder(kind, rng), kind, None, "builtin")
+        for _ in range(30):
+            side = rng.choice([-1, 1])
+            near_kerb = kind in ("pole", "sign", "tree", "barrier") or rng.random() < 0.5
+            depth = rng.uniform(0.35, 1.0) if near_kerb else rng.uniform(1.0, plan.sidewalk - 0.5)
+            # Signs face the traffic, barriers and parked bicycles run along the kerb.
+            yaw = {"barrier": math.pi / 2, "bicycle": 0.0, "sign": 0.0}.get(kind, rng.uniform(0, 2 * math.pi))
+            yaw += rng.choice([0.0, math.pi]) + rng.normal(0, 0.05)
+            pose = _pose(rng.uniform(-plan.length / 2, plan.length / 2), side * (half + depth), plan.kerb, yaw)
+            # A tree's crown may reach over the road: only its trunk must stand on the sidewalk.
+            low, high = (half + 0.05, plan.facade - 0.15)
+            band = None if kind == "tree" else ((low, high) if side > 0 else (-high, -low))
+            if kind == "tree" and not Footprint.of(item[0], pose).within(
+                    *((-(plan.facade - 0.15), plan.facade - 0.15))):
+                continue
+            if put(item, pose, band, 0.15):
+                break
+    return placed, plan, doubts
+
+
+def _street_camera(plan: StreetPlan, placed: list[Placed], prints: list, rng) -> Camera:
+    """A camera looking at one of the objects (a vehicle 70 % of the time): a dash-cam in a driving
+    lane 12-30 m behind or before it (45 %), a pedestrian at the kerb 10-25 m along the street
+    from it (40 %), or one at the far kerb looking across at it (15 %); never inside an object,
+    nor with one right before the lens."""
+    half = plan.half_road
+    vehicles = [p for p in placed if p.model_id is not None]
+    for _ in range(200):
+        pool = vehicles if vehicles and rng.random() < 0.7 else placed
+        target = pool[int(rng.integers(len(pool)))]
+        tx, ty = target.pose[:2, 3]
+        mode = rng.choice(3, p=[0.45, 0.4, 0.15])
+        behind = 1 if rng.random() < 0.5 else -1  # the camera on the target's -x side, or its +x side
+        if mode == 0:
+            lane = int(rng.integers(max(1, plan.lanes // 2)))
+            y = behind * -(lane + 0.5) * plan.lane_width + rng.normal(0, 0.3)  # the lanes facing it
+            eye = np.array([tx - behind * rng.uniform(12, 30), y, rng.uniform(1.1, 1.5)])
+        else:
+            side = (1 if ty > 0 else -1) * (1 if mode == 1 else -1)
+            x = tx - behind * rng.uniform(10, 25) if mode == 1 else tx + rng.uniform(-4, 4)
+            eye = np.array([x, side * (half + rng.uniform(0.2, 1.0)), plan.kerb + rng.uniform(1.45, 1.8)])
+        eye[0] = np.clip(eye[0], -plan.length / 2 - 8, plan.length / 2 + 8)
+        centre = np.array([tx, ty, target.pose[2, 3] + target.mesh.extents[2] * rng.uniform(0.3, 0.6)])
+        centre[:2] += rng.normal(0, 0.5, 2)
+        forward = (centre[:2] - eye[:2]) / max(np.linalg.norm(centre[:2] - eye[:2]), 1e-6)
+        left = np.array([-forward[1], forward[0]])
+        lens = Polygon([eye[:2] - 0.3 * forward, eye[:2] + 4.0 * forward + 0.7 * left,
+                        eye[:2] + 4.0 * forward - 0.7 * left])
+        if np.linalg.norm(centre[:2] - eye[:2]) > 5.0 and all(
+                print_.low is None or print_.low.distance(lens) > 0.2 for print_ in prints):
+            return Camera(look_at(eye, centre), yfov=YFOV)
+    raise InputError("could not find a street camera clear of every object: lower `objects`")
 
 
 @dataclass
@@ -261,14 +471,22 @@ def _make_scene(task: tuple) -> tuple[int, dict]:
     if not views:
         return 0, {}
     rng = rng_for(config.seed, "dyce-scene", split.name, scene)
-    meshes, doubts = _scene_meshes(config, split.vehicles, rng)
-    placed = place_objects(meshes, rng)
+    view_rngs = [rng_for(config.seed, "dyce-view", split.name, scene, v) for v in range(config.views_per_scene)]
+    if config.layout == "open":
+        meshes, doubts = _scene_meshes(config, split.vehicles, rng)
+        placed = place_objects(meshes, rng)
+        scenery = _ground(rng)
+        cameras = [_camera(placed, view_rng) for view_rng in view_rngs]
+    else:
+        placed, plan, doubts = street_layout(config, split.vehicles, rng)
+        scenery = SceneObject(street_scenery(plan, rng))
+        prints = [Footprint.of(p.mesh, p.pose) for p in placed]
+        cameras = [_street_camera(plan, placed, prints, view_rng) for view_rng in view_rngs]
     renderer = shared_renderer(config.size)
     _, horizon = sky_colours(rng)  # a flat background in the horizon's colour
-    renderer.set_scene([SceneObject(p.mesh, p.pose) for p in placed], street_lighting(rng),
-                       background=tuple(horizon / 255.0), scenery=[_ground(rng)])
-    cameras = [_camera(placed, rng_for(config.seed, "dyce-view", split.name, scene, v))
-               for v in range(config.views_per_scene)]
+    lighting = replace(street_lighting(rng), shadows=True, sky=SKY_LIGHT)
+    renderer.set_scene([SceneObject(p.mesh, p.pose) for p in placed], lighting,
+                       background=tuple(horizon / 255.0), scenery=[scenery])
     made = 0
     for v in views:
         image_id = split.first_id + scene * config.views_per_scene + v
@@ -277,10 +495,11 @@ def _make_scene(task: tuple) -> tuple[int, dict]:
         annotations, occluders, keys, annotated = _annotate(view, placed, image_id, config.min_visible)
         folder = root / split.name
         appearance = {}
+        alone = renderer.rgb_solos(cameras[v], [k for k in annotated if (view.amodal[k] & ~view.visible[k]).any()])
         for k in annotated:
             rgba = np.zeros((config.size, config.size, 4), np.uint8)
-            if (view.amodal[k] & ~view.visible[k]).any():
-                rgba[..., :3] = renderer.rgb_solo(cameras[v], k)
+            if k in alone:  # hidden pixels: the object's own pass
+                rgba[view.amodal[k], :3] = alone[k][view.amodal[k]]
             rgba[view.visible[k], :3] = rgb[view.visible[k]]  # visible pixels: the input's own
             rgba[..., 3] = view.amodal[k] * 255
             name = f"appearance/{image_id:06d}_{keys[k]}.png"
@@ -325,24 +544,29 @@ def _plan_splits(config: DyceConfig) -> tuple[list[DyceSplit], SourceListing]:
 
 
 def generate_dyce(config: DyceConfig, out: Path, workers: int = 1, resume: bool = False,
-                  progress: bool = True) -> common.DatasetSummary:
+                  progress: bool = True, executor: common.Executor = common.PROCESS_POOL) -> common.DatasetSummary:
     out = Path(out)
-    lo, hi = config.objects
-    if not 1 <= lo <= hi or hi > 30:
-        raise InputError(f"bad `objects` {lo}:{hi}: use MIN:MAX with 1 ≤ MIN ≤ MAX ≤ 30")
+    if config.layout not in LAYOUTS:
+        raise InputError(f"bad `layout` {config.layout!r}: use {' or '.join(LAYOUTS)}")
+    lo, hi = config.object_range()
+    if not 1 <= lo <= hi or hi > MAX_OBJECTS[config.layout]:
+        raise InputError(f"bad `objects` {lo}:{hi}: use MIN:MAX with 1 ≤ MIN ≤ MAX ≤ "
+                         f"{MAX_OBJECTS[config.layout]} ({config.layout} layout)")
     check_size(config.size)
     if config.views_per_scene < 1 or config.min_visible < 1:
         raise InputError("`views_per_scene` and `min_visible` must be at least 1 (got "
                          f"{config.views_per_scene}, {config.min_visible})")
     started = time.perf_counter()
     splits, listing = _plan_splits(config)
-    # Place the largest scene of sedans up front, so an impossible --objects fails before work.
-    sedan = build_vehicle("sedan", rng_for(config.seed, "dyce-probe"))
-    place_objects([(sedan, "car", None, "probe")] * hi, rng_for(config.seed, "dyce-probe"))
+    if config.layout == "open":
+        # Place the largest scene of sedans up front, so an impossible `objects` fails before work.
+        sedan = build_vehicle("sedan", rng_for(config.seed, "dyce-probe"))
+        place_objects([(sedan, "car", None, "probe")] * hi, rng_for(config.seed, "dyce-probe"))
     record = {**config.record(), **source_fingerprint(listing)}
     fresh = common.start_dataset(out, "dyce", record, resume)
     if fresh is None:
-        return common.DatasetSummary(out, dataset.load_manifest(out)["splits"], 0.0, made=False)
+        splits = dataset.load_manifest(out)["splits"]
+        return common.DatasetSummary(out, splits, 0.0, common.mean_occlusion(out, list(splits)), made=False)
     tasks = [(split, scene, config, out) for split in splits
              for scene in range(math.ceil(split.images / config.views_per_scene))]
     done = sum(common.item_done(out, s.name, s.first_id + i) for s in splits for i in range(s.images))
@@ -355,7 +579,8 @@ def generate_dyce(config: DyceConfig, out: Path, workers: int = 1, resume: bool 
 
     common.run_with_progress(_make_scene, tasks, workers=workers, total=sum(s.images for s in splits),
                              initial=done, unit="img", desc="dyce", progress=progress, advance=advance,
-                             discard=(lambda: common.discard_dataset(out)) if fresh else None)
+                             discard=(lambda: common.discard_dataset(out)) if fresh else None,
+                             executor=executor)
     warn_orientation_doubts(doubts)
     categories = [{"id": i + 1, "name": n, "supercategory": "vehicle" if i < 3 else "object"}
                   for i, n in enumerate(CATEGORIES)]

@@ -33,7 +33,7 @@ from ovbench.assets.sources import (
 from ovbench.errors import InputError, MeshError
 from ovbench.formats import masks as masks_lib
 from ovbench.formats.fileio import atomic_path, check_writable
-from ovbench.formats.poolfile import PoolWriter
+from ovbench.formats.poolfile import PoolWriter, SilhouettePool
 from ovbench.generate import common
 from ovbench.generate.common import check_size
 from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
@@ -189,7 +189,7 @@ def _assemble(parts: Path, out: Path, refs: list[ModelRef], record: dict,
 
 
 def generate_pool(config: PoolConfig, out: Path, workers: int = 1, resume: bool = False,
-                  progress: bool = True) -> PoolSummary:
+                  progress: bool = True, executor: common.Executor = common.PROCESS_POOL) -> PoolSummary:
     out = Path(out)
     check_size(config.size, smallest=8)
     if config.views < 1:
@@ -200,11 +200,11 @@ def generate_pool(config: PoolConfig, out: Path, workers: int = 1, resume: bool 
     if out.exists():
         if not resume:
             raise InputError(f"{out} already exists; pass `resume` to keep it, or delete it")
-        with h5py.File(out, "r") as h5:
-            if json.loads(h5.attrs["config"]) != record:
+        with SilhouettePool(out) as pool:
+            if pool.config != record:
                 raise InputError(f"{out} was made with other settings; delete it or change `out`")
-            return PoolSummary(out, len(h5["masks"]), int(h5.attrs["models"]),
-                               json.loads(h5.attrs["skipped"]), 0, 0.0)
+            return PoolSummary(out, len(pool), int(pool.attributes["models"]),
+                               json.loads(pool.attributes["skipped"]), 0, 0.0)
     check_writable(out)
     parts = out.with_name(out.name + ".parts")
     fresh = common.prepare_parts(parts, record, resume)
@@ -213,7 +213,7 @@ def generate_pool(config: PoolConfig, out: Path, workers: int = 1, resume: bool 
     common.run_with_progress(_render_shard, todo, workers=workers, total=len(listing.models) * config.views,
                              initial=(len(listing.models) - len(todo)) * config.views, unit="sil", desc="pool",
                              progress=progress, advance=lambda _: config.views,
-                             discard=(lambda: shutil.rmtree(parts)) if fresh else None)
+                             discard=(lambda: shutil.rmtree(parts)) if fresh else None, executor=executor)
     total, used, skipped, empty_views, doubts = _assemble(parts, out, listing.models, record,
                                                           listing.skipped)
     shutil.rmtree(parts)

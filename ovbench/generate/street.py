@@ -11,7 +11,8 @@ from ovbench.renderers import Lighting
 
 YFOV = math.radians(40.0)
 CATEGORY_OF_TYPE = {"sedan": "car", "hatchback": "car", "suv": "car", "pickup": "car",
-                    "van": "car", "bus": "bus", "truck": "truck"}
+                    "van": "car", "bus": "bus", "truck": "truck", "coupe": "car", "wagon": "car",
+                    "minivan": "car", "citycar": "car", "minibus": "bus"}
 
 
 def street_lighting(rng) -> Lighting:

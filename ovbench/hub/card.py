@@ -37,10 +37,13 @@ CITATIONS = """\
 ABOUT = {
     "ovd": "OVD-style composites: whole rendered vehicles with occluders pasted over them and "
            "colour-harmonised. The amodal mask and the appearance behind the occluders are exact.",
-    "dyce": "DYCE-style 3D scenes: several objects rendered together and each alone, giving exact "
-            "amodal masks, per-object appearance (RGBA), a depth map and the occlusion graph.",
+    "dyce": "DYCE-style 3D scenes (streets by default: parked rows, traffic, pedestrians, street "
+            "furniture): many objects rendered together and each alone, giving exact amodal masks, "
+            "per-object appearance (RGBA), a depth map and the occlusion graph.",
     "pool": "The 3D silhouette pool: vehicle models rendered from many viewpoints, as used by the "
             "object discriminator of \"Visualizing the Invisible\".",
+    "real": "Real photos with annotated amodal masks (KINS or COCOA, `ovbench import`): one row per "
+            "instance, framed as ovd frames its photo bases. No appearance ground truth.",
 }
 COLUMNS = {
     "ovd": "`image` (input, occluded), `appearance` (the same scene without occluders), `objects` "
@@ -52,13 +55,17 @@ COLUMNS = {
             "alpha = amodal mask), `occluders` (unannotated objects), `occlusion_graph`, `depth_order`",
     "pool": "`silhouette` (1-bit PNG), `model_id`, `source`, `view`, `azimuth`, `elevation` "
             "(degrees), `distance` (metres), `bbox`",
+    "real": "`image` (the framed photo), `source_image` (the photo's file name), `crop` (x0, y0, side "
+            "in the photo), `objects` (as ovd; `order` is the source's occlusion order where it has "
+            "one), `occluders` (regions in front of the instance, with their masks)",
 }
 
 
 def _sources(layout) -> list[str]:
     """Where each source's inputs came from (config values such as builtin, coco, shapenet)."""
     config = layout.manifest["config"] if layout.manifest else json.loads(layout.attributes["config"])
-    keys = {"ovd": ("base", "occluders"), "dyce": ("vehicles",), "pool": ("source",)}[layout.source.kind]
+    keys = {"ovd": ("base", "occluders"), "dyce": ("vehicles",), "pool": ("source",),
+            "real": ("layout",)}[layout.source.kind]
     return [str(config[key]).split(":", 1)[0] for key in keys]
 
 

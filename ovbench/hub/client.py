@@ -52,7 +52,7 @@ def hub_errors(repo_id: str):
     try:
         yield
     except RepositoryNotFoundError as exc:
-        raise InputError(f"no dataset {repo_id} at {where}, or the token may not read it "
+        raise InputError(f"no repository {repo_id} at {where}, or the token may not read it "
                         f"(HTTP {exc.response.status_code})") from None
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "?"

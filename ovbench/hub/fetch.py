@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from ovbench.errors import InputError
 from ovbench.formats import dataset
-from ovbench.formats.fileio import write_json
+from ovbench.formats.fileio import member, write_json
 from ovbench.hub import PREFIX, client, layout, schema
 
 
@@ -47,15 +47,15 @@ def _card_configs(snapshot: Path) -> dict:
     return {c["config_name"]: bool(c.get("default")) for c in configs}
 
 
-def _revision(repo_id: str) -> str | None:
+def current_revision(repo_id: str, repo_type: str = "dataset") -> str | None:
     """The repository's current commit, asked with a short timeout; None when offline or the Hub
     cannot be reached (the local cache is used then)."""
     if is_offline_mode():  # HF_HUB_OFFLINE
         return None
     with client.hub_errors(repo_id):
         try:
-            return HfApi(endpoint=client.endpoint()).dataset_info(
-                repo_id, revision="main", timeout=client.PROBE_TIMEOUT).sha
+            return HfApi(endpoint=client.endpoint()).repo_info(
+                repo_id, repo_type=repo_type, revision="main", timeout=client.PROBE_TIMEOUT).sha
         except httpx2.TransportError:
             return None
 
@@ -63,11 +63,14 @@ def _revision(repo_id: str) -> str | None:
 def download(spec: str, want_kind: str) -> tuple[Path, str, str]:
     """Download one config of a Hub dataset into the Hub cache: (snapshot dir, config, commit)."""
     repo_id, config = parse_spec(spec)
-    revision = _revision(repo_id)
-    fetch = dict(repo_type="dataset", endpoint=client.endpoint(), revision=revision,
-                 local_files_only=revision is None)
+    online = current_revision(repo_id) is not None
+    # By branch first, so that the cache records where main points (offline use finds it again),
+    # then at that commit, so that the card and the shards are of one version.
+    fetch = dict(repo_type="dataset", endpoint=client.endpoint(), local_files_only=not online)
     with client.hub_errors(repo_id):
-        configs = _card_configs(Path(snapshot_download(repo_id, allow_patterns=["README.md"], **fetch)))
+        card = Path(snapshot_download(repo_id, allow_patterns=["README.md"], revision="main", **fetch))
+        fetch["revision"] = card.name
+        configs = _card_configs(card)
         if not configs:
             raise InputError(f"{repo_id} is not an ovbench dataset (its card lists no configs)")
         if config is None:
@@ -75,6 +78,7 @@ def download(spec: str, want_kind: str) -> tuple[Path, str, str]:
                 (name for name, default in configs.items() if default), next(iter(configs)))
         if config not in configs:
             raise InputError(f"{repo_id} has no config {config!r} (it has {', '.join(configs)})")
+        dataset.check_split_name(config, "Hub config name")
         snapshot = Path(snapshot_download(repo_id, allow_patterns=["README.md", f"{config}/*"], **fetch))
     return snapshot, config, snapshot.name
 
@@ -90,14 +94,20 @@ def _rebuild_folder(snapshot: Path, config: str, root: Path, bar: tqdm) -> None:
     manifest = json.loads((snapshot / config / dataset.MANIFEST).read_text())
     headers = json.loads((snapshot / config / layout.COCO_HEADER).read_text())
     kind = manifest["kind"]
+    # Names come from the repository: each is checked before anything is written under it.
+    for split in manifest["splits"]:
+        dataset.check_split_name(split, "split name in the Hub manifest")
+    for name in manifest.get("files", {}):
+        member(root, name, "the Hub manifest")
     for split in manifest["splits"]:
         images, annotations, occluders = [], [], []
         for batch in _batches(snapshot, config, split):
             for row in batch:
                 image, anns, others, files = schema.from_row(kind, row)
                 for name, data in files.items():
-                    (root / split / name).parent.mkdir(parents=True, exist_ok=True)
-                    (root / split / name).write_bytes(data)
+                    path = member(root / split, name, "a Hub row")
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
                 images.append(image)
                 annotations += anns
                 occluders += others

@@ -12,7 +12,6 @@ Hub copy back (fetch.py) rebuilds the dataset folder from it byte for byte.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,7 +188,7 @@ def _write_dataset(source: Source, root: Path, max_bytes: int, bar: tqdm) -> Con
     headers = {}
     for split in manifest["splits"]:
         split_dir = source.path / split
-        document = json.loads((split_dir / "annotations.json").read_text())
+        document = dataset.load_annotations(source.path, split)
         headers[split] = {key: value for key, value in document.items() if key not in RECORD_LISTS}
         stats = SplitStats()
         writer = ShardWriter(folder, split, features, max_bytes)

@@ -106,12 +106,12 @@ def describe_difference(remote: dict, local: dict) -> str:
     return f"the features of config(s) {', '.join(changed)} differ"
 
 
-def _check_destination(to: Path, sources: list[layout.Source], overwrite: bool) -> None:
+def check_destination(to: Path, published: list[Path], overwrite: bool) -> None:
     target = to.resolve()
-    for source in sources:
-        path = source.path.resolve()
+    for source in published:
+        path = Path(source).resolve()
         if target == path or target in path.parents or path in target.parents:
-            raise InputError(f"`to` {to} overlaps the data being published ({source.path}); choose "
+            raise InputError(f"`to` {to} overlaps the data being published ({source}); choose "
                             "another folder")
     if to.exists() and (not to.is_dir() or any(to.iterdir())) and not overwrite:
         raise InputError(f"{to} exists and is not empty; pass `overwrite` to replace it")
@@ -124,13 +124,19 @@ def publish(paths: list[Path], repo_id: str, to: Path | None = None, private: bo
     if not progress:
         disable_progress_bars()
     repo_id = parse_repo_id(repo_id)
+    from ovbench.hub import models
+
+    if any(models.is_run(path) for path in paths):
+        if len(paths) != 1:
+            raise InputError("a training run is published alone, as a model repository: give one run folder")
+        return models.publish_model(Path(paths[0]), repo_id, to, private, overwrite, license_id)
     max_bytes = parse_shard_size(max_shard_size)
     sources = layout.find_sources(paths)
     check_sources(sources, progress)
     api = remote = None
     if to is not None:
         to = Path(to)
-        _check_destination(to, sources, overwrite)
+        check_destination(to, [source.path for source in sources], overwrite)
     else:
         api = client.connect(repo_id)  # fail on token or network before minutes of building
         with client.hub_errors(repo_id):

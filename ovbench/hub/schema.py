@@ -49,6 +49,11 @@ IMAGE_FIELDS = {
                     ("occlusion_graph", "occlusion_graph",
                      List({"front": Value("int64"), "back": Value("int64"), "pixels": Value("int64")})),
                     ("depth_order", "depth_order", List(Value("int64"))), ("scene", "scene", Value("string"))),
+    # imported real photos: the photo each record was framed from and the crop (x0, y0, side)
+    "real": _fields(("id", "image_id", Value("int64")), ("file_name", "image", Image(), True),
+                    ("width", "width", Value("int32")), ("height", "height", Value("int32")),
+                    ("source_image", "source_image", Value("string")),
+                    ("crop", "crop", List(Value("int32"), length=3))),
 }
 _OBJECT_COMMON = (
     ("id", "id", Value("int64")), ("image_id", "image_id", Value("int64")),
@@ -60,7 +65,7 @@ _OBJECT_COMMON = (
     ("order", "order", Value("int32")), ("model_id", "model_id", Value("string")),
     ("source", "source", Value("string")),
 )
-OBJECT_FIELDS = {"ovd": _fields(*_OBJECT_COMMON),
+OBJECT_FIELDS = {"ovd": _fields(*_OBJECT_COMMON), "real": _fields(*_OBJECT_COMMON),
                  "dyce": _fields(*_OBJECT_COMMON, ("depth", "depth", Value("float64")))}
 _OCCLUDER_COMMON = (
     ("id", "id", Value("int64")), ("image_id", "image_id", Value("int64")),
@@ -69,7 +74,7 @@ _OCCLUDER_COMMON = (
     ("order", "order", Value("int32")),
 )
 OCCLUDER_FIELDS = {"ovd": _fields(*_OCCLUDER_COMMON, ("scale", "scale", Value("float64"))),
-                   "dyce": _fields(*_OCCLUDER_COMMON)}
+                   "dyce": _fields(*_OCCLUDER_COMMON), "real": _fields(*_OCCLUDER_COMMON)}
 # Columns added for readers of the Hub copy; dropped when rows become records again.
 OBJECT_EXTRAS = {"category": Value("string"), "amodal_image": Image(), "visible_image": Image()}
 DYCE_OBJECT_APPEARANCE = "appearance"   # dyce: the object's own RGBA render (image record's `appearance`)

@@ -1,8 +1,10 @@
 """Pasting occluder cut-outs over a whole vehicle: placement toward a target occlusion, feathered
-pasting, and the exact masks that follow. Plain functions on arrays."""
+pasting with contact shadows, and the exact masks that follow. Plain functions on arrays."""
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +24,9 @@ STANDING_HEIGHT_M = {"person": 1.7, "pedestrian": 1.7, "rider": 1.75, "cyclist":
                      "bench": 0.85}
 SIZE_JITTER = (0.9, 1.15)      # × the height ratio: a little nearer or farther than the vehicle
 GROUND_JITTER = (-0.03, 0.12)  # × vehicle height below its ground line: occluders stand in front
+SHADOW_DARKEN = 0.45           # a contact shadow's centre keeps 55% of the ground's light
+SHADOW_SPREAD = 1.3            # its half-width × the half-width of the occluder's feet
+SHADOW_FLATTEN = 0.3           # its half-height × its half-width: the ground is seen at a glancing angle
 
 
 @dataclass(frozen=True)
@@ -32,10 +37,38 @@ class Cutout:
     category: str
     source: str
     origin: str = ""      # the instance it was cut from, named as bases' model_id (coco-<id>)
+    height_m: float | None = None  # how tall the object stands, where known (built-in renders)
 
     @property
     def height(self) -> int:
         return self.rgba.shape[0]
+
+    @functools.cached_property
+    def solid(self) -> np.ndarray:
+        """The hard mask (alpha ≥ 128), computed once: placement tries many scales of it."""
+        return self.rgba[..., 3] >= 128
+
+
+@dataclass(frozen=True)
+class Ground:
+    """The ground plane (z = 0, metres) as a rendered base's camera saw it, so that a pasted thing
+    standing on it gets the vehicle's scale: pose is camera-to-world (OpenGL, looking down -Z)."""
+
+    pose: np.ndarray
+    yfov: float
+    size: int
+
+    def standing_height(self, column: float, row: float, height_m: float) -> float | None:
+        """Pixel height of an upright thing `height_m` tall whose foot is at pixel (column, row);
+        None for a row at or above the horizon, where no ground is seen."""
+        focal = self.size / 2 / math.tan(self.yfov / 2)
+        ray = self.pose[:3, :3] @ np.array([column + 0.5 - self.size / 2, self.size / 2 - row - 0.5, -focal])
+        eye = self.pose[:3, 3]
+        if ray[2] >= 0:
+            return None
+        top = eye + ray * (-eye[2] / ray[2]) + (0.0, 0.0, height_m)
+        _, y, z = self.pose[:3, :3].T @ (top - eye)   # camera coordinates of the top
+        return row + 0.5 - (self.size / 2 - focal * y / -z)
 
 
 @dataclass
@@ -48,6 +81,7 @@ class Placement:
     scale: float
     mask: np.ndarray      # bool, frame-sized
     rgb: np.ndarray       # uint8 frame-sized (valid under mask)
+    standing: bool = False  # on the ground line: it casts a contact shadow
 
 
 def _scaled_size(cutout: Cutout, scale: float) -> tuple[int, int]:
@@ -65,7 +99,7 @@ def scaled_mask(cutout: Cutout, scale: float) -> np.ndarray:
     w, h = _scaled_size(cutout, scale)
     rows = np.minimum(((np.arange(h) + 0.5) * cutout.rgba.shape[0] / h).astype(int), cutout.rgba.shape[0] - 1)
     cols = np.minimum(((np.arange(w) + 0.5) * cutout.rgba.shape[1] / w).astype(int), cutout.rgba.shape[1] - 1)
-    return cutout.rgba[rows[:, None], cols[None, :], 3] >= 128
+    return cutout.solid[rows][:, cols]
 
 
 def _window(x: int, y: int, h: int, w: int, frame: int):
@@ -89,13 +123,19 @@ def place(rgba: np.ndarray, x: int, y: int, frame: int) -> tuple[np.ndarray, np.
     return mask, rgb
 
 
+def standing_height_m(cutout: Cutout) -> float | None:
+    """How tall a ground-standing cut-out's object is (m): a render knows it, a photo cut-out's
+    comes from its category; None for things that do not stand on the ground."""
+    return cutout.height_m if cutout.height_m is not None else STANDING_HEIGHT_M.get(cutout.category)
+
+
 def standing_ratio(cutout: Cutout, base_category: str) -> float | None:
-    """Height of a ground-standing photo cut-out relative to the base vehicle, or None for cut-outs
-    placed freely (built-in renders, OVD-style; things that do not stand; bases of unknown height)."""
-    if cutout.source == "builtin" or base_category not in STANDING_HEIGHT_M:
+    """Height of a ground-standing cut-out relative to a base vehicle of `base_category`, or None
+    for cut-outs placed freely (things that do not stand; bases of unknown height)."""
+    height = standing_height_m(cutout)
+    if height is None or base_category not in STANDING_HEIGHT_M:
         return None
-    height = STANDING_HEIGHT_M.get(cutout.category)
-    return None if height is None else height / STANDING_HEIGHT_M[base_category]
+    return height / STANDING_HEIGHT_M[base_category]
 
 
 def _unused(bank: list[Cutout], used: set[int], base_origin: str) -> list[int]:
@@ -105,66 +145,75 @@ def _unused(bank: list[Cutout], used: set[int], base_origin: str) -> list[int]:
     return fresh or list(range(len(bank)))
 
 
-def _propose(cutout: Cutout, box: tuple, base_category: str, rng,
-             relative_height: tuple) -> tuple[float, int, int]:
-    """(scale, x, y) of one candidate: ground-standing cut-outs stand on the vehicle's ground line
-    (its amodal box bottom) at their real height ratio; others anywhere over the vehicle."""
+def _propose(cutout: Cutout, box: tuple, base_category: str, rng, relative_height: tuple,
+             ground: Ground | None) -> tuple[float, int, int, bool]:
+    """(scale, x, y, standing) of one candidate: ground-standing cut-outs stand on the vehicle's
+    ground line (its amodal box bottom) or a little in front of it, sized by the base's camera
+    where it is known (rendered bases) and else by their real height ratio to the vehicle; others
+    anywhere over the vehicle. The occluder's centre falls on the vehicle's box, so the two overlap."""
     top, bottom, left, right = box
     vehicle_height = bottom - top + 1
+    centre = rng.uniform(left, right + 1)
+    height_m = standing_height_m(cutout)
     ratio = standing_ratio(cutout, base_category)
-    relative = rng.uniform(*relative_height) if ratio is None else ratio * rng.uniform(*SIZE_JITTER)
-    scale = relative * vehicle_height / cutout.height
+    if height_m is not None:
+        foot = bottom + rng.uniform(*GROUND_JITTER) * vehicle_height
+        pixels = None if ground is None else ground.standing_height(centre, foot, height_m)
+        if pixels is None and ratio is not None:
+            pixels = ratio * rng.uniform(*SIZE_JITTER) * vehicle_height
+        if pixels is not None:
+            scale = pixels / cutout.height
+            w, h = _scaled_size(cutout, scale)
+            return scale, int(round(centre - w / 2)), int(round(foot)) - h + 1, True
+    scale = rng.uniform(*relative_height) * vehicle_height / cutout.height
     w, h = _scaled_size(cutout, scale)
-    # The occluder's centre falls on the vehicle's box, so the two overlap.
-    x = int(round(rng.uniform(left, right + 1) - w / 2))
-    if ratio is None:
-        y = int(round(rng.uniform(top, bottom + 1) - h / 2 + rng.uniform(0, 0.5) * h))
-    else:  # feet on the ground line, a little in front of the vehicle
-        y = int(round(bottom + rng.uniform(*GROUND_JITTER) * vehicle_height - h + 1))
-    return scale, x, y
+    y = int(round(rng.uniform(top, bottom + 1) - h / 2 + rng.uniform(0, 0.5) * h))
+    return scale, int(round(centre - w / 2)), y, False
 
 
 def plan_occlusion(amodal: np.ndarray, bank: list[Cutout], count: int, target: float,
                    min_visible: int, rng: np.random.Generator, base_category: str = "",
-                   base_origin: str = "", relative_height=(0.5, 1.5)) -> list[Placement]:
+                   base_origin: str = "", relative_height=(0.5, 1.5),
+                   ground: Ground | None = None) -> list[Placement]:
     """Place `count` occluders one by one (later ones in front), each the best of random
     candidates (a cut-out not yet used here, a scale, a position overlapping the vehicle) for
     bringing the occluded share of the vehicle toward `target`."""
     frame = amodal.shape[0]
-    area = int(amodal.sum())
-    ys, xs = np.nonzero(amodal)
-    box = (ys.min(), ys.max(), xs.min(), xs.max())
-    covered = np.zeros_like(amodal)
+    area = int(np.count_nonzero(amodal))
+    rows, cols = np.flatnonzero(amodal.any(axis=1)), np.flatnonzero(amodal.any(axis=0))
+    box = (rows[0], rows[-1], cols[0], cols[-1])
+    free = amodal.copy()       # the vehicle's pixels no occluder covers yet
+    hidden = 0
     placements: list[Placement] = []
     used: set[int] = set()
     for j in range(1, count + 1):
         goal = target * j / count
-        hidden_before = int((amodal & covered).sum())
         best, best_error = None, np.inf
         choices = _unused(bank, used, base_origin)
         for _ in range(CANDIDATES):
             index = choices[int(rng.integers(len(choices)))]
-            scale, x, y = _propose(bank[index], box, base_category, rng, relative_height)
+            scale, x, y, standing = _propose(bank[index], box, base_category, rng, relative_height, ground)
             preview = scaled_mask(bank[index], scale)
             window = _window(x, y, *preview.shape, frame)
             newly = 0
             if window is not None:
                 inside, patch = window
-                newly = int((amodal[inside] & ~covered[inside] & preview[patch]).sum())
-            hidden = hidden_before + newly
-            if area - hidden < min_visible:
+                newly = np.count_nonzero(free[inside] & preview[patch])
+            if area - hidden - newly < min_visible:
                 continue
-            error = abs(hidden / area - goal)
+            error = abs((hidden + newly) / area - goal)
             if error < best_error:
-                best, best_error = (index, x, y, scale), error
+                best, best_error = (index, x, y, scale, standing), error
         if best is None:
             continue
-        index, x, y, scale = best
+        index, x, y, scale, standing = best
         mask, rgb = place(scaled(bank[index], scale), x, y, frame)
-        if area - int((amodal & (covered | mask)).sum()) < min_visible:
+        newly = np.count_nonzero(free & mask)
+        if area - hidden - newly < min_visible:
             continue  # the exact resize hid a few more pixels than the preview: drop it
-        placements.append(Placement(bank[index], x, y, float(scale), mask, rgb))
-        covered |= mask
+        placements.append(Placement(bank[index], x, y, float(scale), mask, rgb, standing))
+        free &= ~mask
+        hidden += newly
         used.add(index)
     return placements
 
@@ -175,14 +224,43 @@ def feathered_alpha(mask: np.ndarray) -> np.ndarray:
     return np.clip(distance_transform_edt(mask) / FEATHER_PX, 0.0, 1.0).astype(np.float32)
 
 
-def composite(base: np.ndarray, placements: list[Placement]) -> np.ndarray:
-    """Paint the placements over the base image in order (later in front)."""
+def contact_shadow(mask: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray] | None:
+    """Where a standing occluder darkens the ground, and by how much (a factor ≤ 1 per pixel): a
+    soft flat ellipse centred under its feet (the lowest tenth of its mask); None when its feet
+    are below the frame."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0 or rows[-1] >= mask.shape[0] - 1:
+        return None
+    bottom, height = rows[-1], rows[-1] - rows[0] + 1
+    feet = np.flatnonzero(mask[max(bottom - height // 10, rows[0]):bottom + 1].any(axis=0))
+    half_width = SHADOW_SPREAD * (feet[-1] - feet[0] + 1) / 2 + 1.0
+    half_height = max(1.5, SHADOW_FLATTEN * half_width)
+    centre_x = (feet[0] + feet[-1]) / 2
+    window = (slice(max(0, int(bottom - half_height)), min(mask.shape[0], int(math.ceil(bottom + half_height)) + 1)),
+              slice(max(0, int(centre_x - half_width)), min(mask.shape[1], int(math.ceil(centre_x + half_width)) + 1)))
+    y, x = np.ogrid[window[0], window[1]]
+    reach = ((x - centre_x) / half_width) ** 2 + ((y - bottom) / half_height) ** 2
+    return window, (1.0 - SHADOW_DARKEN * np.clip(1.0 - reach, 0.0, 1.0) ** 2).astype(np.float32)
+
+
+def composite(base: np.ndarray, placements: list[Placement], keep: np.ndarray | None = None) -> np.ndarray:
+    """Paint the placements over the base image in order (later in front), after the contact
+    shadows of the standing ones, which darken the ground but never the pixels in `keep` (the
+    vehicle, whose appearance must stay exact)."""
     out = base.copy()
+    for p in placements:
+        shadow = contact_shadow(p.mask) if p.standing else None
+        if shadow is None:
+            continue
+        window, factor = shadow
+        if keep is not None:
+            factor = np.where(keep[window], np.float32(1.0), factor)
+        out[window] = np.round(out[window] * factor[..., None]).astype(np.uint8)
     for p in placements:
         if not p.mask.any():
             continue
         window = box_slices(p.mask, margin=1)
         alpha = feathered_alpha(p.mask[window])[..., None]
-        blended = out[window] * (1 - alpha) + p.rgb[window].astype(np.float32) * alpha
-        out[window] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+        blended = out[window] * (1 - alpha) + p.rgb[window] * alpha
+        out[window] = np.round(blended).astype(np.uint8)
     return out

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def parse_splits(text: str) -> tuple:
         name, _, count = part.partition("=")
         if not name.strip() or not count.strip().isdigit() or int(count) < 1:
             raise InputError(f"bad `splits` {text!r}: use e.g. train=1000,test=100")
-        splits.append((name.strip(), int(count)))
+        splits.append((dataset.check_split_name(name.strip()), int(count)))
     if len({name for name, _ in splits}) != len(splits):
         raise InputError(f"bad `splits` {text!r}: a split is named twice")
     return tuple(splits)
@@ -175,7 +176,7 @@ def _make_cutouts(task: tuple) -> int:
         cutout = make_cutout(spec, seed, size)
         meta = folder / f"{spec.index:06d}.json"
         meta.write_text(json.dumps({"category": cutout.category, "source": cutout.source,
-                                    "origin": cutout.origin}))
+                                    "origin": cutout.origin, "height_m": cutout.height_m}))
         dataset.write_png(png, cutout.rgba)  # last: the PNG marks the cut-out as done
     return len(specs)
 
@@ -185,7 +186,8 @@ def load_bank(folder: Path) -> list[Cutout]:
     bank = []
     for png in sorted(folder.glob("*.png")):
         meta = json.loads(png.with_suffix(".json").read_text())
-        bank.append(Cutout(dataset.read_png(png), meta["category"], meta["source"], meta["origin"]))
+        bank.append(Cutout(dataset.read_png(png), meta["category"], meta["source"], meta["origin"],
+                           meta["height_m"]))
     return bank
 
 
@@ -197,7 +199,7 @@ def _list_occluders(config: OvdConfig):
 
 
 def _build_bank(config: OvdConfig, listing, root: Path, workers: int, progress: bool,
-                discard=None) -> None:
+                discard=None, executor: common.Executor = common.PROCESS_POOL) -> None:
     specs = listing.specs
     if config.occluder_bank and len(specs) > config.occluder_bank:
         keep = np.sort(rng_for(config.seed, "occluder-bank").choice(len(specs), config.occluder_bank,
@@ -208,7 +210,8 @@ def _build_bank(config: OvdConfig, listing, root: Path, workers: int, progress: 
     tasks = [(specs[i:i + CUTOUTS_PER_TASK], config.seed, config.size, folder)
              for i in range(0, len(specs), CUTOUTS_PER_TASK)]
     common.run_with_progress(_make_cutouts, tasks, workers=workers, total=len(specs), initial=0,
-                             unit="cut-out", desc="occluders", progress=progress, advance=int, discard=discard)
+                             unit="cut-out", desc="occluders", progress=progress, advance=int, discard=discard,
+                             executor=executor)
 
 
 # --------------------------------------------------------------------------- composites
@@ -233,12 +236,12 @@ def make_composite(base, bank: list[Cutout], config: OvdConfig, split: str, inde
     placements = []
     for _ in range(5):  # a draw may find no placement that leaves enough visible; redraw
         placements = plan_occlusion(base.amodal, bank, requested_count, target, config.min_visible, rng,
-                                    base.category, base.model_id)
+                                    base.category, base.model_id, ground=base.ground)
         if placements:
             break
     for placement in placements:
         placement.rgb = harmonize(placement.rgb, placement.mask, base.rgb)
-    image = composite(base.rgb, placements)
+    image = composite(base.rgb, placements, keep=base.amodal)
 
     amodal = base.amodal
     covered = np.zeros_like(amodal)
@@ -273,31 +276,38 @@ def make_composite(base, bank: list[Cutout], config: OvdConfig, split: str, inde
     return image, common.Item(split, record, [annotation], {"occluders": occluders})
 
 
+def _write_composite(root: Path, image: np.ndarray, item: common.Item) -> None:
+    dataset.write_png(root / item.split / item.image["file_name"], image)
+    common.write_item(root, item)  # last: the record marks the composite done
+
+
 def _make_split_bases(task: tuple) -> int:
     plan, positions, config, root = task
     bank = load_bank(_bank_dir(root))
-    made = 0
-    for position in positions:
-        indices = [i for i in _composites_of(plan, position)
-                   if not common.item_done(root, plan.name, plan.first_id + i)]
-        if not indices:
-            continue
-        spec: BaseSpec = plan.bases[position]
-        base = make_base(spec, config.seed, config.size)
-        appearance = f"appearance/base-{spec.index:06d}.png"
-        if not (root / plan.name / appearance).exists():
-            dataset.write_png(root / plan.name / appearance, base.rgb)
-        for i in indices:
-            image_id = plan.first_id + i
-            image, item = make_composite(base, bank, config, plan.name, i, image_id, appearance)
-            dataset.write_png(root / plan.name / item.image["file_name"], image)
-            common.write_item(root, item)
-            made += 1
-    return made
+    composites = []
+    # PNG encoding (zlib releases the GIL) and writing run on a thread while the next base renders.
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        writes = []
+        for position in positions:
+            indices = [i for i in _composites_of(plan, position)
+                       if not common.item_done(root, plan.name, plan.first_id + i)]
+            if not indices:
+                continue
+            spec: BaseSpec = plan.bases[position]
+            base = make_base(spec, config.seed, config.size)
+            appearance = f"appearance/base-{spec.index:06d}.png"
+            if not (root / plan.name / appearance).exists():
+                writes.append(writer.submit(dataset.write_png, root / plan.name / appearance, base.rgb))
+            for i in indices:
+                image, item = make_composite(base, bank, config, plan.name, i, plan.first_id + i, appearance)
+                composites.append(writer.submit(_write_composite, root, image, item))
+        for write in writes + composites:
+            write.result()  # a failed write fails the task
+    return len(composites)
 
 
 def generate_ovd(config: OvdConfig, out: Path, workers: int = 1, resume: bool = False,
-                 progress: bool = True) -> common.DatasetSummary:
+                 progress: bool = True, executor: common.Executor = common.PROCESS_POOL) -> common.DatasetSummary:
     out = Path(out)
     check_size(config.size)
     if config.max_occluders < 1 or config.reuse < 1 or config.min_visible < 1:
@@ -312,15 +322,16 @@ def generate_ovd(config: OvdConfig, out: Path, workers: int = 1, resume: bool = 
     record = {**config.record(), **_file_fingerprints(config, base_listing, occluder_listing)}
     fresh = common.start_dataset(out, "ovd", record, resume)
     if fresh is None:
-        return common.DatasetSummary(out, dataset.load_manifest(out)["splits"], 0.0, made=False)
+        splits = dataset.load_manifest(out)["splits"]
+        return common.DatasetSummary(out, splits, 0.0, common.mean_occlusion(out, list(splits)), made=False)
     discard = (lambda: common.discard_dataset(out)) if fresh else None
-    _build_bank(config, occluder_listing, out, workers, progress, discard)
+    _build_bank(config, occluder_listing, out, workers, progress, discard, executor)
     tasks = [(plan, list(range(i, min(i + BASES_PER_TASK, len(plan.bases)))), config, out)
              for plan in plans for i in range(0, len(plan.bases), BASES_PER_TASK)]
     done = sum(common.item_done(out, p.name, p.first_id + i) for p in plans for i in range(p.images))
     common.run_with_progress(_make_split_bases, tasks, workers=workers, total=sum(p.images for p in plans),
                              initial=done, unit="img", desc="ovd", progress=progress, advance=int,
-                             discard=discard)
+                             discard=discard, executor=executor)
     manifest = common.finish_dataset(
         out, out.name, "ovd", record,
         [{"id": i, "name": n, "supercategory": "vehicle"} for n, i in _category_ids(config).items()],

@@ -28,15 +28,17 @@ from PIL import Image
 from ovbench.assets.occluders import OCCLUDER_KINDS, build_occluder, street
 from ovbench.assets.procedural import build_vehicle
 from ovbench.errors import InputError
+from ovbench.formats.fileio import member
 from ovbench.formats.masks import box_slices, decode
-from ovbench.generate.ovd.composite import Cutout
+from ovbench.generate.ovd.composite import Cutout, Ground
 from ovbench.generate.street import CATEGORY_OF_TYPE, YFOV, sky_image, street_lighting
 from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
 from ovbench.seeding import rng_for
 
 # Street photos show cars far more often than buses and trucks.
-TYPE_WEIGHTS = {"sedan": 0.25, "hatchback": 0.2, "suv": 0.2, "pickup": 0.1, "van": 0.1,
-                "bus": 0.075, "truck": 0.075}
+TYPE_WEIGHTS = {"sedan": 0.2, "hatchback": 0.15, "suv": 0.15, "pickup": 0.07, "van": 0.07,
+                "bus": 0.05, "truck": 0.05, "coupe": 0.06, "wagon": 0.06, "minivan": 0.06,
+                "citycar": 0.06, "minibus": 0.02}
 BUILTIN_CATEGORIES = ("car", "bus", "truck")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -59,6 +61,7 @@ class Base:
     category: str
     model_id: str
     source: str
+    ground: Ground | None = None  # the camera over the ground, for rendered bases
 
 
 @dataclass
@@ -140,7 +143,7 @@ def _coco_instances(ann_file: str, images: str, categories: list[str], what: str
             rejected[reason] += 1
             continue
         specs.append(BaseSpec("coco", len(specs), f"coco-{ann['id']}",
-                              image=str(Path(images) / image["file_name"]),
+                              image=str(member(Path(images), image["file_name"], Path(ann_file).name)),
                               segmentation=_rle_of(coco, ann), category=wanted[ann["category_id"]]))
     _check_images_exist(specs)
     if not specs:
@@ -348,11 +351,11 @@ def render_builtin_base(spec: BaseSpec, seed: int, size: int) -> Base:
     else:
         raise RuntimeError(f"could not frame base {spec.group} whole after 20 tries")
     rgb = renderer.rgb(camera).astype(np.float32)
-    grain = 1.0 + 0.025 * rng.standard_normal((size, size, 1)).astype(np.float32)
+    grain = 1.0 + np.float32(0.025) * rng.standard_normal((size, size, 1), dtype=np.float32)
     rgb = np.where((ids == 2)[..., None], rgb * grain, rgb)
     rgb = np.where((ids == 0)[..., None], sky, rgb)
     return Base(np.clip(np.round(rgb), 0, 255).astype(np.uint8), amodal, spec.category, spec.group,
-                "builtin")
+                "builtin", Ground(camera.pose, camera.yfov, size))
 
 
 def _crop_start(span: slice, side: int, length: int) -> int:
@@ -435,7 +438,7 @@ def render_builtin_cutout(spec: BaseSpec, seed: int, size: int) -> Cutout:
     rgb = renderer.rgb(camera)
     window = box_slices(mask)
     rgba = np.dstack([rgb[window], mask[window].astype(np.uint8) * 255])
-    return Cutout(rgba, spec.category, "builtin", spec.group)
+    return Cutout(rgba, spec.category, "builtin", spec.group, round(float(mesh.extents[2]), 4))
 
 
 def make_cutout(spec: BaseSpec, seed: int, size: int) -> Cutout:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
@@ -46,76 +47,93 @@ def _add_generator_options(parser: argparse.ArgumentParser, out_help: str, out_d
         add("--address", help="HOST:PORT of the Ray cluster's head (default: a local Ray for the run)")
 
 
+def _shown(value) -> str:
+    """A setting's default as its flag is written: train=200,test=50 · car,truck · 0.1:0.7."""
+    if isinstance(value, tuple) and value and isinstance(value[0], tuple):
+        return ",".join(f"{name}={count}" for name, count in value)
+    if isinstance(value, tuple):
+        return (",".join(value) if isinstance(value[0], str) else ":".join(map(str, value))) if value else ""
+    return str(value)
+
+
+def _config_flags(parser: argparse.ArgumentParser, config, helps: dict[str, str], **extra) -> None:
+    """One flag per setting named in `helps`, its default read from the settings class (shown in
+    the help, applied when the settings are built: written once)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    for name, meaning in helps.items():
+        default = defaults[name]
+        kind = bool if isinstance(default, bool) else int if name in INT_SETTINGS else None
+        shown = f" (default {_shown(default)})" if default is not None and not isinstance(default, bool) else ""
+        options = ({"action": "store_true"} if kind is bool else {"type": kind} if kind else {})
+        parser.add_argument("--" + name.replace("_", "-"), default=None, help=meaning + shown,
+                            **options, **extra.get(name, {}))
+
+
+INT_SETTINGS = {"models", "views", "size", "base_min_size", "occluder_min_size", "occluder_bank", "max_occluders",
+                "reuse", "min_visible", "views_per_scene"}
+
+
 def _pool_parser(stages) -> None:
+    from ovbench.generator_settings import PoolConfig
+
     pool = stages.add_parser("pool", help="3D silhouette pool → one HDF5 file",
                              description="Render vehicle silhouettes from many viewpoints into one HDF5 file.")
-    pool.add_argument("--source", default="procedural",
-                      help="procedural (default) | shapenet:ROOT | meshes:DIR")
-    pool.add_argument("--synset", default="car", help="ShapeNet synset, by id (02958343) or name (car)")
-    pool.add_argument("--models", type=int, default=None,
-                      help="number of models (default: 401 procedural, or all of a file source)")
-    pool.add_argument("--views", type=int, default=80, help="views per model (default 80)")
-    pool.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    _config_flags(pool, PoolConfig, {
+        "source": "procedural | shapenet:ROOT | meshes:DIR",
+        "synset": "ShapeNet synset, by id (02958343) or name",
+        "models": "number of models (default: 401 procedural, or all of a file source)",
+        "views": "views per model", "size": "image side in pixels"})
     for flag, meaning in AXIS_OPTIONS.items():
         pool.add_argument(flag, default=None, help=meaning)
     _add_generator_options(pool, "output file (default ovbench-data/pool.h5)", DEFAULT_DATA / "pool.h5")
 
 
 def _ovd_parser(stages) -> None:
+    from ovbench.generator_settings import OvdConfig
+
     ovd = stages.add_parser(
         "ovd", help="OVD-style occlusion composites → dataset folder",
         description="Paste occluders over whole vehicles: exact amodal masks and hidden appearance.")
-    ovd.add_argument("--base", default="builtin",
-                     help="whole vehicles: builtin (default) | coco:ANN.json:IMAGES_DIR | dir:DIR "
-                          "(images with NAME.mask.png beside them)")
-    ovd.add_argument("--base-categories", default="car,truck,bus",
-                     help="COCO categories taken as bases (default car,truck,bus)")
-    ovd.add_argument("--base-min-size", type=int, default=None,
-                     help="smallest photo base: longer box side in pixels (default --size / 4, "
-                          "so no base is upscaled 4× or more)")
-    ovd.add_argument("--occluders", default="builtin",
-                     help="builtin (default) | coco:ANN.json:IMAGES_DIR | dir:DIR of RGBA PNG cut-outs")
-    ovd.add_argument("--occluder-categories", default="person,bicycle,motorcycle,car,truck,bus",
-                     help="COCO categories cut out as occluders")
-    ovd.add_argument("--occluder-min-size", type=int, default=16,
-                     help="smallest occluder instance, box side in pixels (default 16)")
-    ovd.add_argument("--keep-border-occluders", action="store_true",
-                     help="also cut out COCO occluders touching their photo's border (cut straight there)")
-    ovd.add_argument("--occluder-bank", type=int, default=None,
-                     help="cut-outs to draw from (default: half the images, 64-400, for builtin; "
-                          "all instances for COCO/dir)")
-    ovd.add_argument("--max-occluders", type=int, default=3, help="occluders per image: 1..N (default 3)")
-    ovd.add_argument("--occlusion", default="0.1:0.7", help="target occluded share LOW:HIGH (default 0.1:0.7)")
-    ovd.add_argument("--harmonize", default="reinhard", help="none | reinhard (default)")
-    ovd.add_argument("--splits", default="train=200,test=50", help="images per split (default train=200,test=50)")
-    ovd.add_argument("--reuse", type=int, default=2,
-                     help="composites per built-in base vehicle (default 2, as OVD)")
-    ovd.add_argument("--min-visible", type=int, default=10, help="fewest visible vehicle pixels (default 10)")
-    ovd.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    _config_flags(ovd, OvdConfig, {
+        "base": "whole vehicles: builtin | coco:ANN.json:IMAGES_DIR | dir:DIR (images with NAME.mask.png beside them)",
+        "base_categories": "COCO categories taken as bases",
+        "base_min_size": "smallest photo base: longer box side in pixels (default --size / 4, so no base is "
+                         "upscaled 4× or more)",
+        "occluders": "builtin | coco:ANN.json:IMAGES_DIR | dir:DIR of RGBA PNG cut-outs",
+        "occluder_categories": "COCO categories cut out as occluders",
+        "occluder_min_size": "smallest occluder instance, box side in pixels",
+        "keep_border_occluders": "also cut out COCO occluders touching their photo's border (cut straight there)",
+        "occluder_bank": "cut-outs to draw from (default: half the images, 64-400, for builtin; all instances "
+                         "for COCO/dir)",
+        "max_occluders": "occluders per image: 1..N",
+        "occlusion": "target occluded share LOW:HIGH",
+        "harmonize": "none | reinhard",
+        "splits": "images per split",
+        "reuse": "composites per built-in base vehicle (as OVD)",
+        "min_visible": "fewest visible vehicle pixels",
+        "size": "image side in pixels"})
     _add_generator_options(ovd, "output folder (default ovbench-data/ovd)", DEFAULT_DATA / "ovd")
 
 
 def _dyce_parser(stages) -> None:
+    from ovbench.generator_settings import DEFAULT_OBJECTS, LAYOUTS, DyceConfig
+
     dyce = stages.add_parser(
         "dyce", help="DYCE-style 3D scenes → dataset folder",
         description="Render scenes of several objects, together and each alone: exact amodal masks, "
                     "appearance, depth and the occlusion graph.")
-    dyce.add_argument("--vehicles", default="procedural",
-                      help="procedural (default) | shapenet:ROOT | meshes:DIR")
+    objects = ", ".join(f"{_shown(r)} {layout}" for layout, r in DEFAULT_OBJECTS.items())
+    _config_flags(dyce, DyceConfig, {
+        "vehicles": "procedural | shapenet:ROOT | meshes:DIR",
+        "models": "vehicle models (default 200 procedural, or all of a file source)",
+        "layout": "street (road, kerbs, sidewalks, façades, parked rows) | open (objects on a bare ground disc)",
+        "objects": f"objects per scene MIN:MAX (default {objects})",
+        "views_per_scene": "camera views rendered of each scene",
+        "splits": "images per split",
+        "min_visible": "objects with fewer visible pixels are not annotated (as DYCE)",
+        "size": "image side in pixels"}, layout={"choices": LAYOUTS})
     for flag, meaning in AXIS_OPTIONS.items():
         dyce.add_argument(flag, default=None, help=meaning)
-    dyce.add_argument("--models", type=int, default=None,
-                      help="vehicle models (default 200 procedural, or all of a file source)")
-    dyce.add_argument("--layout", default="street", choices=["street", "open"],
-                      help="street (default: road, kerbs, sidewalks, façades, parked rows) | open "
-                           "(objects on a bare ground disc)")
-    dyce.add_argument("--objects", default=None,
-                      help="objects per scene MIN:MAX (default 50:70 on a street, 3:6 open)")
-    dyce.add_argument("--views-per-scene", type=int, default=4)
-    dyce.add_argument("--splits", default="train=60,test=20", help="images per split")
-    dyce.add_argument("--min-visible", type=int, default=10,
-                      help="objects with fewer visible pixels are not annotated (default 10, as DYCE)")
-    dyce.add_argument("--size", type=int, default=256)
     _add_generator_options(dyce, "output folder (default ovbench-data/dyce)", DEFAULT_DATA / "dyce")
 
 
@@ -361,36 +379,23 @@ def _occlusion_histogram(root: Path, splits: list[str], images: int) -> str:
             + ", ".join(f"{label} {n:,}" for label, n in zip(bins, counts)) + f"; {share:.0%} at least 0.25 hidden")
 
 
-def _ovd_config(args, **overrides):
-    from ovbench.generate.ovd.generate import OvdConfig, parse_range, parse_splits
-
-    fields = dict(
-        base=args.base, base_categories=tuple(_names(args.base_categories)),
-        base_min_size=args.base_min_size, occluders=args.occluders,
-        occluder_categories=tuple(_names(args.occluder_categories)),
-        occluder_min_size=args.occluder_min_size, occluder_bank=args.occluder_bank,
-        keep_border_occluders=args.keep_border_occluders,
-        max_occluders=args.max_occluders, occlusion=parse_range(args.occlusion),
-        harmonize=args.harmonize, splits=parse_splits(args.splits), size=args.size, seed=args.seed,
-        reuse=args.reuse, min_visible=args.min_visible,
-    ) if args is not None else {}
-    return OvdConfig(**{**fields, **overrides})
+def _settings(config, args, **parsers):
+    """The settings given on the command line (the class's defaults for the rest), text values
+    parsed by `parsers`."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(config)
+             if getattr(args, f.name, None) is not None}
+    return config(**{name: parsers[name](value) if name in parsers else value for name, value in given.items()})
 
 
-def _dyce_config(args):
-    from ovbench.generate.dyce import DyceConfig
-    from ovbench.generate.ovd.generate import parse_splits
+def _objects(text: str) -> tuple[int, int]:
+    low, _, high = text.partition(":")
+    if not (low.isdigit() and high.isdigit()):
+        raise InputError(f"bad --objects {text!r}: use MIN:MAX, e.g. 3:6")
+    return int(low), int(high)
 
-    objects = None
-    if args.objects is not None:
-        low, _, high = args.objects.partition(":")
-        if not (low.isdigit() and high.isdigit()):
-            raise InputError(f"bad --objects {args.objects!r}: use MIN:MAX, e.g. 3:6")
-        objects = (int(low), int(high))
-    return DyceConfig(vehicles=args.vehicles, models=args.models, layout=args.layout, objects=objects,
-                      views_per_scene=args.views_per_scene, splits=parse_splits(args.splits),
-                      size=args.size, seed=args.seed, min_visible=args.min_visible,
-                      up=args.up, front=args.front)
+
+def _categories(text: str) -> tuple:
+    return tuple(_names(text))
 
 
 def _names(text: str) -> list[str]:
@@ -400,7 +405,8 @@ def _names(text: str) -> list[str]:
 def _generate(args) -> None:
     from ovbench.generate.dyce import generate_dyce
     from ovbench.generate.ovd.generate import generate_ovd
-    from ovbench.generate.pool import PoolConfig, generate_pool
+    from ovbench.generate.pool import generate_pool
+    from ovbench.generator_settings import DyceConfig, OvdConfig, PoolConfig, parse_range, parse_splits
 
     given = {k[len(SUITE):]: v for k, v in vars(args).items() if k.startswith(SUITE)}
     if args.stage and given:
@@ -414,33 +420,23 @@ def _generate(args) -> None:
     from ovbench.generate.common import Executor
 
     executor = Executor(args.executor, args.address)
+    run = dict(workers=args.workers, progress=not args.quiet, executor=executor)
     if args.stage == "dyce":
-        _print_dataset_summary(generate_dyce(_dyce_config(args), args.out, args.workers, args.resume,
-                                             progress=not args.quiet, executor=executor))
-        return
-    if args.stage == "ovd":
-        _print_dataset_summary(generate_ovd(_ovd_config(args), args.out, args.workers, args.resume,
-                                            progress=not args.quiet, executor=executor))
-        return
-    if args.stage == "pool":
-        config = PoolConfig(source=args.source, synset=args.synset, models=args.models,
-                            views=args.views, size=args.size, seed=args.seed, up=args.up,
-                            front=args.front)
-        _print_pool_summary(generate_pool(config, args.out, args.workers, args.resume,
-                                          progress=not args.quiet, executor=executor))
-        return
-    # The default suite: every stage at demo size; reruns finish or keep what is there.
-    args.out.mkdir(parents=True, exist_ok=True)
-    config = PoolConfig(seed=args.seed, **DEMO_POOL)
-    _print_pool_summary(generate_pool(config, args.out / "pool.h5", args.workers, resume=True,
-                                      progress=not args.quiet, executor=executor))
-    ovd = _ovd_config(None, seed=args.seed, **DEMO_OVD)
-    _print_dataset_summary(generate_ovd(ovd, args.out / "ovd", args.workers, resume=True,
-                                        progress=not args.quiet, executor=executor))
-    from ovbench.generate.dyce import DyceConfig
-
-    _print_dataset_summary(generate_dyce(DyceConfig(seed=args.seed), args.out / "dyce", args.workers,
-                                         resume=True, progress=not args.quiet, executor=executor))
+        config = _settings(DyceConfig, args, objects=_objects, splits=parse_splits)
+        _print_dataset_summary(generate_dyce(config, args.out, resume=args.resume, **run))
+    elif args.stage == "ovd":
+        config = _settings(OvdConfig, args, base_categories=_categories, occluder_categories=_categories,
+                           occlusion=parse_range, splits=parse_splits)
+        _print_dataset_summary(generate_ovd(config, args.out, resume=args.resume, **run))
+    elif args.stage == "pool":
+        _print_pool_summary(generate_pool(_settings(PoolConfig, args), args.out, resume=args.resume, **run))
+    else:  # the default suite: every stage at demo size; reruns finish or keep what is there
+        args.out.mkdir(parents=True, exist_ok=True)
+        _print_pool_summary(generate_pool(PoolConfig(seed=args.seed, **DEMO_POOL), args.out / "pool.h5",
+                                          resume=True, **run))
+        _print_dataset_summary(generate_ovd(OvdConfig(seed=args.seed, **DEMO_OVD), args.out / "ovd", resume=True,
+                                            **run))
+        _print_dataset_summary(generate_dyce(DyceConfig(seed=args.seed), args.out / "dyce", resume=True, **run))
 
 
 def _models(_args) -> None:
@@ -567,7 +563,7 @@ def _show(args) -> None:
 
 
 def _import(args) -> None:
-    from ovbench.formats.importers import import_dataset
+    from ovbench.generate.real import import_dataset
 
     if args.out is None:
         raise InputError("`out` is required: the dataset folder to write")

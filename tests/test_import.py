@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from ovbench.formats import importers
+from ovbench.generate import real
 
 VEHICLES = "car,bus,truck"
 
@@ -38,7 +38,7 @@ def test_converted_files_import_back_and_score_as_the_original(small_ovd, tmp_pa
     assert json.loads((out / "manifest.json").read_text())["kind"] == "real"
     assert len(imported["images"]) == len(imported["annotations"]) == len(original["annotations"])
     for ann, image in zip(imported["annotations"], imported["images"]):
-        assert decoded(ann["visible_mask"]).sum() >= importers.MIN_VISIBLE and "appearance" not in image
+        assert decoded(ann["visible_mask"]).sum() >= real.MIN_VISIBLE and "appearance" not in image
     if layout == "cocoa":  # COCOA's order and depth constraints: the regions in front, with masks
         assert any(entry["pixels"] > 0 for ann in imported["annotations"] for entry in ann["occluders"])
         assert {o["id"] for o in imported["occluders"]} == {e["id"] for a in imported["annotations"]
@@ -157,7 +157,7 @@ def test_an_interrupted_import_resumes_to_the_same_folder(small_ovd, tmp_path, m
     args = ("cocoa", tmp_path / "cocoa" / "test.json", "--images", small_ovd / "test",
             "--categories", VEHICLES, "--size", 64, "--workers", 1, "--quiet")
     assert cli("import", *args, "--out", tmp_path / "whole").code == 0
-    framed = importers._record
+    framed = real._record
     calls = []
 
     def stop_after_two(*a):
@@ -166,11 +166,11 @@ def test_an_interrupted_import_resumes_to_the_same_folder(small_ovd, tmp_path, m
             raise KeyboardInterrupt
         return framed(*a)
 
-    monkeypatch.setattr(importers, "_record", stop_after_two)
+    monkeypatch.setattr(real, "_record", stop_after_two)
     assert cli("import", *args, "--out", tmp_path / "cut").code == 130
     assert (tmp_path / "cut" / ".parts").is_dir() and not (tmp_path / "cut" / "manifest.json").exists()
     assert "--resume" in cli("import", *args, "--out", tmp_path / "cut").error_line()
-    monkeypatch.setattr(importers, "_record", framed)
+    monkeypatch.setattr(real, "_record", framed)
     assert cli("import", *args, "--out", tmp_path / "cut", "--resume").code == 0
     whole, cut = (json.loads((tmp_path / n / "manifest.json").read_text()) for n in ("whole", "cut"))
     assert whole["files"] == cut["files"] and whole["splits"] == cut["splits"]

@@ -11,6 +11,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from ovbench.generate.framing import frame_crop, square_crop
 from ovbench.generate.ovd.composite import (
     GROUND_JITTER,
     Cutout,
@@ -22,7 +23,7 @@ from ovbench.generate.ovd.composite import (
     standing_ratio,
 )
 from ovbench.generate.ovd.harmonize import reinhard
-from ovbench.generate.ovd.sources import coco_bases, dir_bases, frame_crop, square_crop
+from ovbench.generate.ovd.sources import coco_bases, dir_bases
 
 SMALL = ("--splits", "train=6,test=3", "--size", 96, "--occluder-bank", 24, "--quiet")
 SHARED_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cocoa-sample"

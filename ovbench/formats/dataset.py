@@ -6,7 +6,7 @@
     <root>/<split>/annotations.json      COCO-style, readable by pycocotools.coco.COCO unchanged
 
 A folder with a manifest is complete; one with `<root>/.parts/` is a build in progress
-(ovbench.generate.common builds it).
+(formats/writer.py writes it).
 """
 
 from __future__ import annotations

@@ -20,14 +20,13 @@ from __future__ import annotations
 import functools
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import trimesh
 from shapely.geometry import Polygon
 
-from ovbench.assets.meshes import Orientation, orientation_option
 from ovbench.assets.occluders import (
     SCENE_OCCLUDER_KINDS,
     StreetPlan,
@@ -46,11 +45,12 @@ from ovbench.assets.sources import (
     warn_orientation_doubts,
 )
 from ovbench.errors import InputError
-from ovbench.formats import dataset
+from ovbench.formats import dataset, writer
 from ovbench.formats import masks as masks_lib
 from ovbench.generate import common
 from ovbench.generate.common import check_size
 from ovbench.generate.street import CATEGORY_OF_TYPE, YFOV, sky_colours, street_lighting
+from ovbench.generator_settings import LAYOUTS, MAX_OBJECTS, DyceConfig
 from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
 from ovbench.seeding import rng_for
 
@@ -60,37 +60,7 @@ vehicle_mesh = functools.lru_cache(maxsize=256)(load_model)
 GROUND_RADIUS = 11.0     # metres: objects stand inside this disc (open layout)
 PLACEMENT_TRIES = 200
 CATEGORIES = ("car", "bus", "truck", *SCENE_OCCLUDER_KINDS)
-LAYOUTS = ("street", "open")
-DEFAULT_OBJECTS = {"street": (50, 70), "open": (3, 6)}
-MAX_OBJECTS = {"street": 150, "open": 30}
 SKY_LIGHT = 1.2          # light from the sky's dome, beside the sun and the ambient term
-
-
-@dataclass(frozen=True)
-class DyceConfig:
-    vehicles: str = "procedural"
-    models: int | None = None            # procedural: 200 models; file sources: all
-    layout: str = "street"
-    objects: tuple | None = None         # None: the layout's DEFAULT_OBJECTS
-    views_per_scene: int = 4
-    splits: tuple = (("train", 60), ("test", 20))
-    size: int = 256
-    seed: int = 0
-    min_visible: int = 10
-    up: str | None = None                # file vehicles' own axes (as for the pool)
-    front: str | None = None
-
-    def orientation(self) -> Orientation | None:
-        return orientation_option(self.up, self.front)
-
-    def object_range(self) -> tuple[int, int]:
-        return tuple(self.objects) if self.objects else DEFAULT_OBJECTS.get(self.layout, (0, 0))
-
-    def record(self) -> dict:
-        data = asdict(self)
-        data["vehicles"] = self.vehicles.split(":", 1)[0]
-        data["objects"], data["splits"] = list(self.object_range()), [list(s) for s in self.splits]
-        return data
 
 
 @dataclass
@@ -467,7 +437,7 @@ def _make_scene(task: tuple) -> tuple[int, dict]:
     split, scene, config, root = task
     views = [v for v in range(config.views_per_scene)
              if scene * config.views_per_scene + v < split.images
-             and not common.item_done(root, split.name, split.first_id + scene * config.views_per_scene + v)]
+             and not writer.item_done(root, split.name, split.first_id + scene * config.views_per_scene + v)]
     if not views:
         return 0, {}
     rng = rng_for(config.seed, "dyce-scene", split.name, scene)
@@ -518,7 +488,7 @@ def _make_scene(task: tuple) -> tuple[int, dict]:
             "depth_order": [a["id"] for a in sorted(annotations, key=lambda a: a["order"])],
             "scene": f"{split.name}-{scene}",
         }
-        common.write_item(root, common.Item(split.name, record, annotations, {"occluders": occluders}))
+        writer.write_item(root, writer.Item(split.name, record, annotations, {"occluders": occluders}))
         made += 1
     return made, doubts
 
@@ -544,7 +514,7 @@ def _plan_splits(config: DyceConfig) -> tuple[list[DyceSplit], SourceListing]:
 
 
 def generate_dyce(config: DyceConfig, out: Path, workers: int = 1, resume: bool = False,
-                  progress: bool = True, executor: common.Executor = common.PROCESS_POOL) -> common.DatasetSummary:
+                  progress: bool = True, executor: common.Executor = common.PROCESS_POOL) -> writer.DatasetSummary:
     out = Path(out)
     if config.layout not in LAYOUTS:
         raise InputError(f"bad `layout` {config.layout!r}: use {' or '.join(LAYOUTS)}")
@@ -563,13 +533,13 @@ def generate_dyce(config: DyceConfig, out: Path, workers: int = 1, resume: bool 
         sedan = build_vehicle("sedan", rng_for(config.seed, "dyce-probe"))
         place_objects([(sedan, "car", None, "probe")] * hi, rng_for(config.seed, "dyce-probe"))
     record = {**config.record(), **source_fingerprint(listing)}
-    fresh = common.start_dataset(out, "dyce", record, resume)
+    fresh = writer.start_dataset(out, "dyce", record, resume)
     if fresh is None:
         splits = dataset.load_manifest(out)["splits"]
-        return common.DatasetSummary(out, splits, 0.0, common.mean_occlusion(out, list(splits)), made=False)
+        return writer.DatasetSummary(out, splits, 0.0, writer.mean_occlusion(out, list(splits)), made=False)
     tasks = [(split, scene, config, out) for split in splits
              for scene in range(math.ceil(split.images / config.views_per_scene))]
-    done = sum(common.item_done(out, s.name, s.first_id + i) for s in splits for i in range(s.images))
+    done = sum(writer.item_done(out, s.name, s.first_id + i) for s in splits for i in range(s.images))
     doubts: dict = {}
 
     def advance(result) -> int:
@@ -579,12 +549,12 @@ def generate_dyce(config: DyceConfig, out: Path, workers: int = 1, resume: bool 
 
     common.run_with_progress(_make_scene, tasks, workers=workers, total=sum(s.images for s in splits),
                              initial=done, unit="img", desc="dyce", progress=progress, advance=advance,
-                             discard=(lambda: common.discard_dataset(out)) if fresh else None,
+                             discard=(lambda: writer.discard_dataset(out)) if fresh else None,
                              executor=executor)
     warn_orientation_doubts(doubts)
     categories = [{"id": i + 1, "name": n, "supercategory": "vehicle" if i < 3 else "object"}
                   for i, n in enumerate(CATEGORIES)]
-    manifest = common.finish_dataset(out, out.name, "dyce", record, categories, [s.name for s in splits],
+    manifest = writer.finish_dataset(out, out.name, "dyce", record, categories, [s.name for s in splits],
                               {"vehicles": listing.description, "occluders": ", ".join(SCENE_OCCLUDER_KINDS)})
-    return common.DatasetSummary(out, manifest["splits"], time.perf_counter() - started,
-                                  common.mean_occlusion(out, [s.name for s in splits]))
+    return writer.DatasetSummary(out, manifest["splits"], time.perf_counter() - started,
+                                  writer.mean_occlusion(out, [s.name for s in splits]))

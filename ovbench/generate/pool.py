@@ -21,7 +21,6 @@ import h5py
 import numpy as np
 
 from ovbench import __version__
-from ovbench.assets.meshes import Orientation, orientation_option
 from ovbench.assets.sources import (
     ModelRef,
     list_source,
@@ -32,31 +31,18 @@ from ovbench.assets.sources import (
 )
 from ovbench.errors import InputError, MeshError
 from ovbench.formats import masks as masks_lib
+from ovbench.formats import writer
 from ovbench.formats.fileio import atomic_path, check_writable
 from ovbench.formats.poolfile import PoolWriter, SilhouettePool
 from ovbench.generate import common
 from ovbench.generate.common import check_size
+from ovbench.generator_settings import PoolConfig
 from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
 from ovbench.seeding import rng_for
 
 ELEVATION_RANGE = (0.0, 40.0)      # degrees above the horizon, street-level to raised views
 DISTANCE_JITTER = (1.05, 1.35)     # × the distance at which the bounding sphere just fits
 YFOV_DEGREES = 35.0
-
-
-@dataclass(frozen=True)
-class PoolConfig:
-    source: str = "procedural"
-    synset: str = "car"
-    models: int | None = None      # None: 401 procedural models, or every model of a file source
-    views: int = 80
-    size: int = 256
-    seed: int = 0
-    up: str | None = None          # source orientation override (file sources)
-    front: str | None = None
-
-    def orientation(self) -> Orientation | None:
-        return orientation_option(self.up, self.front)
 
 
 @dataclass(frozen=True)
@@ -161,7 +147,7 @@ def _assemble(parts: Path, out: Path, refs: list[ModelRef], record: dict,
     the empty views dropped and the orientation doubts."""
     skipped, empty_views, doubts = {}, 0, {}
     with atomic_path(out) as tmp, h5py.File(tmp, "w", track_order=True) as h5:
-        writer = PoolWriter(h5, record["size"])
+        pool_writer = PoolWriter(h5, record["size"])
         for index, ref in enumerate(refs):
             with np.load(_shard_path(parts, index)) as shard:
                 if "doubt" not in shard:   # rendered before every pass drew both faces
@@ -174,7 +160,7 @@ def _assemble(parts: Path, out: Path, refs: list[ModelRef], record: dict,
                     doubts[ref.model_id] = str(shard["doubt"])
                 count = len(shard["view"])
                 empty_views += int(shard["empty_views"])
-                writer.append(shard["masks"], {
+                pool_writer.append(shard["masks"], {
                     **{name: shard[name] for name in ("view", "azimuth", "elevation", "distance", "bbox")},
                     "model_id": [ref.model_id] * count, "source": [ref.source] * count})
         used = len(refs) - len(skipped)
@@ -184,7 +170,7 @@ def _assemble(parts: Path, out: Path, refs: list[ModelRef], record: dict,
             config=json.dumps(record, sort_keys=True), skipped=json.dumps(skipped, sort_keys=True),
             yfov_degrees=YFOV_DEGREES, models=used, views=record["views"], seed=record["seed"],
         )
-        total = writer.count
+        total = pool_writer.count
     return total, used, skipped, empty_views, doubts
 
 
@@ -207,7 +193,7 @@ def generate_pool(config: PoolConfig, out: Path, workers: int = 1, resume: bool 
                                json.loads(pool.attributes["skipped"]), 0, 0.0)
     check_writable(out)
     parts = out.with_name(out.name + ".parts")
-    fresh = common.prepare_parts(parts, record, resume)
+    fresh = writer.prepare_parts(parts, record, resume)
     todo = [(i, ref, config, parts) for i, ref in enumerate(listing.models)
             if not _shard_path(parts, i).exists()]
     common.run_with_progress(_render_shard, todo, workers=workers, total=len(listing.models) * config.views,

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import httpx2
 from huggingface_hub import HfApi, constants, get_token
@@ -77,3 +80,39 @@ def connect(repo_id: str) -> HfApi:
         api.whoami()
     set_timeouts(first_answer=True)
     return api
+
+
+@contextlib.contextmanager
+def build_folder(to: Path | None):
+    """A temporary folder to build a repository in, beside `to` (so that delivering it there is a
+    rename); removed afterwards unless it was delivered there."""
+    parent = Path(to).absolute().parent if to is not None else None
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=".ovbench-publish-", dir=parent))
+    try:
+        yield build
+    finally:
+        if build.exists():
+            shutil.rmtree(build)
+
+
+def deliver(build: Path, to: Path | None, api, repo_id: str, repo_type: str, private: bool,
+            update_privacy: bool, message: str) -> str:
+    """A repository built locally, moved to `to` (replacing what was there), or pushed as it is
+    (the Hub's files it no longer has are deleted); returns where it went."""
+    if to is not None:
+        to = Path(to)
+        if to.is_dir():
+            shutil.rmtree(to)
+        elif to.exists():
+            to.unlink()
+        build.rename(to)
+        return str(to)
+    with hub_errors(repo_id):
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        if private and update_privacy:  # create_repo leaves an existing repository's visibility
+            api.update_repo_settings(repo_id, repo_type=repo_type, private=True)
+        api.upload_folder(repo_id=repo_id, repo_type=repo_type, folder_path=build, delete_patterns="*",
+                          commit_message=message)
+    return f"{endpoint()}/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"

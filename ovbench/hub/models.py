@@ -163,31 +163,13 @@ def publish_model(run: Path, repo_id: str, to: Path | None, private: bool, overw
         api = client.connect(repo_id)
         with client.hub_errors(repo_id):
             _check_remote(api, repo_id, record["model"], overwrite)
-    parent = Path(to).absolute().parent if to is not None else None
-    if parent is not None:
-        parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=".ovbench-publish-", dir=parent))
-    try:
+    with client.build_folder(to) as build:
         write_repository(Path(run), repo_id, build, license_id or "other", results)
         files = [p for p in build.rglob("*") if p.is_file()]
         summary = PublishSummary("", 0, len(files), sum(p.stat().st_size for p in files), 0.0,
                                  [f"model {record['model']}"])
-        if to is not None:
-            if Path(to).exists():
-                shutil.rmtree(to)
-            build.rename(to)
-            summary.destination = str(to)
-        else:
-            with client.hub_errors(repo_id):
-                api.create_repo(repo_id, private=private, exist_ok=True)
-                if private:
-                    api.update_repo_settings(repo_id, private=True)
-                api.upload_folder(repo_id=repo_id, folder_path=build, delete_patterns="*",
-                                  commit_message=f"ovbench publish: {record['model']} step {record['step']}")
-            summary.destination = f"{client.endpoint()}/{repo_id}"
-    finally:
-        if build.exists():
-            shutil.rmtree(build)
+        summary.destination = client.deliver(build, to, api, repo_id, "model", private, True,
+                                             f"ovbench publish: {record['model']} step {record['step']}")
     summary.seconds = time.perf_counter() - started
     return summary
 

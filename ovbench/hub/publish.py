@@ -7,7 +7,6 @@ earlier version that are no longer part of it are deleted in the same upload.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 import time
@@ -145,11 +144,7 @@ def publish(paths: list[Path], repo_id: str, to: Path | None = None, private: bo
         if remote is not None and remote != local and not overwrite:
             raise InputError(f"{repo_id} already exists and {describe_difference(remote, local)}; "
                             "pass `overwrite` to replace its contents")
-    parent = to.absolute().parent if to is not None else None
-    if parent is not None:
-        parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=".ovbench-publish-", dir=parent))
-    try:
+    with client.build_folder(to) as build:
         layouts = layout.write_layout(sources, build, max_bytes, progress)
         license_id = license_id or card.default_license(layouts)
         (build / README).write_text(card.render(layouts, repo_id, license_id))
@@ -158,23 +153,7 @@ def publish(paths: list[Path], repo_id: str, to: Path | None = None, private: bo
             destination="", rows=sum(s.images for x in layouts for s in x.splits.values()),
             files=len(files), num_bytes=sum(p.stat().st_size for p in files), seconds=0.0,
             configs=[x.source.config for x in layouts])
-        if to is not None:
-            if to.is_dir():
-                shutil.rmtree(to)
-            elif to.exists():
-                to.unlink()
-            build.rename(to)
-            summary.destination = str(to)
-        else:
-            with client.hub_errors(repo_id):
-                api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-                if private and remote is not None:
-                    api.update_repo_settings(repo_id, repo_type="dataset", private=True)
-                api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=build, delete_patterns="*",
-                                  commit_message=f"ovbench publish: {', '.join(summary.configs)}")
-            summary.destination = f"{client.endpoint()}/datasets/{repo_id}"
-    finally:
-        if build.exists():
-            shutil.rmtree(build)
+        summary.destination = client.deliver(build, to, api, repo_id, "dataset", private, remote is not None,
+                                             f"ovbench publish: {', '.join(summary.configs)}")
     summary.seconds = time.perf_counter() - started
     return summary

@@ -14,18 +14,17 @@ output does not depend on the worker count, and a killed run resumes where it st
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ovbench.errors import InputError
-from ovbench.formats import dataset
+from ovbench.formats import dataset, writer
 from ovbench.formats import masks as masks_lib
 from ovbench.formats.fileio import fingerprint
 from ovbench.generate import common
@@ -40,74 +39,12 @@ from ovbench.generate.ovd.sources import (
     make_base,
     make_cutout,
 )
+from ovbench.generator_settings import OvdConfig
 from ovbench.seeding import rng_for
 
 BASES_PER_TASK = 4
 CUTOUTS_PER_TASK = 16
-MAX_UPSCALE = 4    # the default --base-min-size keeps photo bases from being enlarged more than this
 
-
-@dataclass(frozen=True)
-class OvdConfig:
-    base: str = "builtin"
-    base_categories: tuple = ("car", "truck", "bus")
-    base_min_size: int | None = None   # None: size / MAX_UPSCALE
-    occluders: str = "builtin"
-    occluder_categories: tuple = ("person", "bicycle", "motorcycle", "car", "truck", "bus")
-    occluder_min_size: int = 16
-    keep_border_occluders: bool = False
-    occluder_bank: int | None = None   # builtin: rendered cut-outs; file sources: a seeded subset
-    max_occluders: int = 3
-    occlusion: tuple = (0.1, 0.7)
-    harmonize: str = "reinhard"
-    splits: tuple = (("train", 200), ("test", 50))
-    size: int = 256
-    seed: int = 0
-    reuse: int = 2                     # composites per built-in base (OVD: 33,100 from 16,185)
-    min_visible: int = 10
-
-    def min_base_size(self) -> int:
-        """Smallest longer box side of a photo base: the frame is at least that, so upscaling is
-        below MAX_UPSCALE by default."""
-        return self.base_min_size or math.ceil(self.size / MAX_UPSCALE)
-
-    def record(self) -> dict:
-        """The settings as stored in the manifest: file sources by kind and fingerprint only."""
-        data = asdict(self)
-        data["base_min_size"] = self.min_base_size()
-        for key in ("base", "occluders"):
-            kind = data[key].split(":", 1)[0]
-            if kind != "builtin":
-                data[key] = f"{kind}:{hashlib.sha256(data[key].encode()).hexdigest()[:12]}"
-        data["splits"] = [list(s) for s in self.splits]
-        data["base_categories"], data["occluder_categories"] = (list(self.base_categories),
-                                                                list(self.occluder_categories))
-        data["occlusion"] = list(self.occlusion)
-        return data
-
-
-def parse_splits(text: str) -> tuple:
-    """'train=N,test=M' → (('train', N), ('test', M))."""
-    splits = []
-    for part in text.split(","):
-        name, _, count = part.partition("=")
-        if not name.strip() or not count.strip().isdigit() or int(count) < 1:
-            raise InputError(f"bad `splits` {text!r}: use e.g. train=1000,test=100")
-        splits.append((dataset.check_split_name(name.strip()), int(count)))
-    if len({name for name, _ in splits}) != len(splits):
-        raise InputError(f"bad `splits` {text!r}: a split is named twice")
-    return tuple(splits)
-
-
-def parse_range(text: str) -> tuple:
-    low, _, high = text.partition(":")
-    try:
-        lo, hi = float(low), float(high)
-    except ValueError:
-        lo = hi = -1.0
-    if not 0.0 <= lo <= hi < 1.0:
-        raise InputError(f"bad `occlusion` {text!r}: use LOW:HIGH with 0 ≤ LOW ≤ HIGH < 1")
-    return (lo, hi)
 
 
 @dataclass
@@ -227,7 +164,7 @@ def _category_ids(config: OvdConfig) -> dict[str, int]:
 
 
 def make_composite(base, bank: list[Cutout], config: OvdConfig, split: str, index: int,
-                   image_id: int, appearance: str) -> tuple[np.ndarray, common.Item]:
+                   image_id: int, appearance: str) -> tuple[np.ndarray, writer.Item]:
     """One composite image and its records; all random choices from (seed, split, index)."""
     rng = rng_for(config.seed, "composite", split, index)
     harmonize = get_harmonizer(config.harmonize)
@@ -273,12 +210,12 @@ def make_composite(base, bank: list[Cutout], config: OvdConfig, split: str, inde
         "height": config.size, "appearance": appearance, "requested_occlusion": round(target, 4),
         "requested_occluders": requested_count,
     }
-    return image, common.Item(split, record, [annotation], {"occluders": occluders})
+    return image, writer.Item(split, record, [annotation], {"occluders": occluders})
 
 
-def _write_composite(root: Path, image: np.ndarray, item: common.Item) -> None:
+def _write_composite(root: Path, image: np.ndarray, item: writer.Item) -> None:
     dataset.write_png(root / item.split / item.image["file_name"], image)
-    common.write_item(root, item)  # last: the record marks the composite done
+    writer.write_item(root, item)  # last: the record marks the composite done
 
 
 def _make_split_bases(task: tuple) -> int:
@@ -286,28 +223,28 @@ def _make_split_bases(task: tuple) -> int:
     bank = load_bank(_bank_dir(root))
     composites = []
     # PNG encoding (zlib releases the GIL) and writing run on a thread while the next base renders.
-    with ThreadPoolExecutor(max_workers=1) as writer:
+    with ThreadPoolExecutor(max_workers=1) as encoder:
         writes = []
         for position in positions:
             indices = [i for i in _composites_of(plan, position)
-                       if not common.item_done(root, plan.name, plan.first_id + i)]
+                       if not writer.item_done(root, plan.name, plan.first_id + i)]
             if not indices:
                 continue
             spec: BaseSpec = plan.bases[position]
             base = make_base(spec, config.seed, config.size)
             appearance = f"appearance/base-{spec.index:06d}.png"
             if not (root / plan.name / appearance).exists():
-                writes.append(writer.submit(dataset.write_png, root / plan.name / appearance, base.rgb))
+                writes.append(encoder.submit(dataset.write_png, root / plan.name / appearance, base.rgb))
             for i in indices:
                 image, item = make_composite(base, bank, config, plan.name, i, plan.first_id + i, appearance)
-                composites.append(writer.submit(_write_composite, root, image, item))
+                composites.append(encoder.submit(_write_composite, root, image, item))
         for write in writes + composites:
             write.result()  # a failed write fails the task
     return len(composites)
 
 
 def generate_ovd(config: OvdConfig, out: Path, workers: int = 1, resume: bool = False,
-                 progress: bool = True, executor: common.Executor = common.PROCESS_POOL) -> common.DatasetSummary:
+                 progress: bool = True, executor: common.Executor = common.PROCESS_POOL) -> writer.DatasetSummary:
     out = Path(out)
     check_size(config.size)
     if config.max_occluders < 1 or config.reuse < 1 or config.min_visible < 1:
@@ -320,19 +257,19 @@ def generate_ovd(config: OvdConfig, out: Path, workers: int = 1, resume: bool = 
     plans, base_listing = _assign_bases(config)
     occluder_listing = _list_occluders(config)
     record = {**config.record(), **_file_fingerprints(config, base_listing, occluder_listing)}
-    fresh = common.start_dataset(out, "ovd", record, resume)
+    fresh = writer.start_dataset(out, "ovd", record, resume)
     if fresh is None:
         splits = dataset.load_manifest(out)["splits"]
-        return common.DatasetSummary(out, splits, 0.0, common.mean_occlusion(out, list(splits)), made=False)
-    discard = (lambda: common.discard_dataset(out)) if fresh else None
+        return writer.DatasetSummary(out, splits, 0.0, writer.mean_occlusion(out, list(splits)), made=False)
+    discard = (lambda: writer.discard_dataset(out)) if fresh else None
     _build_bank(config, occluder_listing, out, workers, progress, discard, executor)
     tasks = [(plan, list(range(i, min(i + BASES_PER_TASK, len(plan.bases)))), config, out)
              for plan in plans for i in range(0, len(plan.bases), BASES_PER_TASK)]
-    done = sum(common.item_done(out, p.name, p.first_id + i) for p in plans for i in range(p.images))
+    done = sum(writer.item_done(out, p.name, p.first_id + i) for p in plans for i in range(p.images))
     common.run_with_progress(_make_split_bases, tasks, workers=workers, total=sum(p.images for p in plans),
                              initial=done, unit="img", desc="ovd", progress=progress, advance=int,
                              discard=discard, executor=executor)
-    manifest = common.finish_dataset(
+    manifest = writer.finish_dataset(
         out, out.name, "ovd", record,
         [{"id": i, "name": n, "supercategory": "vehicle"} for n, i in _category_ids(config).items()],
         [p.name for p in plans],
@@ -340,6 +277,6 @@ def generate_ovd(config: OvdConfig, out: Path, workers: int = 1, resume: bool = 
          "base_rejected": dict(base_listing.rejected),
          "occluders_rejected": dict(occluder_listing.rejected)},
     )
-    return common.DatasetSummary(out, manifest["splits"], time.perf_counter() - started,
-                                  common.mean_occlusion(out, [p.name for p in plans]),
+    return writer.DatasetSummary(out, manifest["splits"], time.perf_counter() - started,
+                                  writer.mean_occlusion(out, [p.name for p in plans]),
                                   dict(base_listing.rejected))

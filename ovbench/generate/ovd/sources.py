@@ -30,6 +30,7 @@ from ovbench.assets.procedural import build_vehicle
 from ovbench.errors import InputError
 from ovbench.formats.fileio import member
 from ovbench.formats.masks import box_slices, decode
+from ovbench.generate.framing import frame_crop, frame_image, frame_mask
 from ovbench.generate.ovd.composite import Cutout, Ground
 from ovbench.generate.street import CATEGORY_OF_TYPE, YFOV, sky_image, street_lighting
 from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
@@ -358,45 +359,6 @@ def render_builtin_base(spec: BaseSpec, seed: int, size: int) -> Base:
                 "builtin", Ground(camera.pose, camera.yfov, size))
 
 
-def _crop_start(span: slice, side: int, length: int) -> int:
-    """Start of a crop of `side` centred on `span`, shifted to lie inside [0, length) where it fits;
-    a longer crop is centred on [0, length), its padding split evenly. Either way the span stays
-    inside the crop (side ≥ its length + 2)."""
-    if side > length:
-        return -((side - length) // 2)
-    centred = int(round((span.start + span.stop - side) / 2))
-    return min(max(centred, 0), length - side)
-
-
-def frame_crop(mask: np.ndarray, rng, grow=(1.15, 1.5)) -> tuple[int, int, int]:
-    """A square (x0, y0, side) around the mask's box, grown by a seeded factor but no more than the
-    photo's shorter side allows (a pixel of margin always), and inside the photo where it fits."""
-    rows, cols = box_slices(mask)
-    longest = max(rows.stop - rows.start, cols.stop - cols.start)
-    side = int(math.ceil(longest * rng.uniform(*grow)))
-    side = max(min(side, *mask.shape), longest + 2)
-    return _crop_start(cols, side, mask.shape[1]), _crop_start(rows, side, mask.shape[0]), side
-
-
-def square_crop(image: np.ndarray, x0: int, y0: int, side: int, mode: str = "reflect") -> np.ndarray:
-    """The side×side square at (x0, y0); what lies outside the image is padded by `mode` (np.pad:
-    reflect mirrors the photo, constant is zero)."""
-    h, w = image.shape[:2]
-    pad = [(max(0, -y0), max(0, y0 + side - h)), (max(0, -x0), max(0, x0 + side - w))]
-    padded = np.pad(image, pad + [(0, 0)] * (image.ndim - 2), mode=mode)
-    y, x = y0 + pad[0][0], x0 + pad[1][0]
-    return padded[y:y + side, x:x + side]
-
-
-def _crop_resize(rgb: np.ndarray, mask: np.ndarray, x0: int, y0: int, side: int, size: int):
-    """Crop a square (the photo mirrored where the square leaves it) and resize to size²."""
-    canvas = square_crop(rgb, x0, y0, side)
-    canvas_mask = square_crop(mask.astype(np.uint8) * 255, x0, y0, side, mode="constant")
-    image = np.asarray(Image.fromarray(canvas).resize((size, size), Image.BILINEAR))
-    amodal = np.asarray(Image.fromarray(canvas_mask).resize((size, size), Image.BILINEAR)) >= 128
-    return image, amodal
-
-
 def _read_rgb(path: str) -> np.ndarray:
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
@@ -417,7 +379,8 @@ def make_base(spec: BaseSpec, seed: int, size: int) -> Base:
         source = "dir"
     if not mask.any():
         raise InputError(f"the vehicle mask of {Path(spec.image).name} is empty")
-    image, amodal = _crop_resize(rgb, mask, *frame_crop(mask, rng_for(seed, "base", spec.index)), size)
+    square = frame_crop(mask, rng_for(seed, "base", spec.index))
+    image, amodal = frame_image(rgb, *square, size), frame_mask(mask, *square, size)
     return Base(image, amodal, spec.category, spec.group, source)
 
 

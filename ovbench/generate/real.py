@@ -14,7 +14,7 @@ Layouts read:
 
 Each instance becomes one image record of a dataset folder of kind `real`, framed around its amodal
 box the way ovd frames its photo bases (a seeded square 1.15–1.5 × the box's longer side, inside
-the photo where it fits, mirrored where not; ovbench.generate.ovd.sources), resized to `size`.
+the photo where it fits, mirrored where not; generate/framing.py), resized to `size`.
 Records hold the amodal and visible masks, the source's occlusion order where it has one (COCOA's
 `order`, KINS's `ico_id`; COCOA's depth constraints also name the regions in front, whose masks go
 to the split's top-level `occluders`), and no appearance ground truth. Visible pixels outside the
@@ -23,7 +23,7 @@ once framed, crowd regions and other categories are left out and counted in the 
 
 The annotation file is untrusted: image file names must stay inside `images`, masks are decoded
 only through pycocotools after their structure is checked, and anything malformed is one
-InputError. The build is resumable and atomic like the generators' (generate/common.py).
+InputError. The build is resumable and atomic like the generators' (formats/writer.py).
 """
 
 from __future__ import annotations
@@ -39,14 +39,11 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from ovbench.errors import InputError
-from ovbench.formats import dataset
+from ovbench.formats import dataset, writer
 from ovbench.formats import masks as masks_lib
 from ovbench.formats.fileio import fingerprint, member, write_json
 from ovbench.generate import common
-
-# ovd's framing of photo bases, so that a model trained on ovd sees real instances framed alike.
-# It lives with ovd (and loads its asset modules); formats/ would be its better home.
-from ovbench.generate.ovd.sources import frame_crop, square_crop
+from ovbench.generate.framing import frame_crop, frame_image, frame_mask
 from ovbench.seeding import rng_for
 
 LAYOUTS = ("kins", "cocoa")
@@ -238,18 +235,6 @@ def _coco_rle(rle: dict) -> dict:
     return {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
 
 
-# --------------------------------------------------------------------------- framing
-
-def _frame_image(rgb: np.ndarray, x0: int, y0: int, side: int, size: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(square_crop(rgb, x0, y0, side)).resize((size, size), Image.BILINEAR))
-
-
-def _frame_mask(mask: np.ndarray, x0: int, y0: int, side: int, size: int) -> np.ndarray:
-    """As ovd frames a base's mask: zero outside the photo, bilinear, at least half covered."""
-    canvas = square_crop(mask.astype(np.uint8) * 255, x0, y0, side, mode="constant")
-    return np.asarray(Image.fromarray(canvas).resize((size, size), Image.BILINEAR)) >= 128
-
-
 def _read_photo(photo: Photo) -> np.ndarray:
     try:
         with Image.open(photo.path) as image:
@@ -271,15 +256,15 @@ def _record(instance: Instance, rgb: np.ndarray, config: dict, category_ids: dic
         return None, "empty amodal mask"
     size = config["size"]
     x0, y0, side = frame_crop(amodal, rng_for(config["seed"], "import", instance.key), GROW)
-    amodal_f = _frame_mask(amodal, x0, y0, side, size)
-    visible_f = _frame_mask(masks_lib.decode(instance.visible) & amodal, x0, y0, side, size) & amodal_f
+    amodal_f = frame_mask(amodal, x0, y0, side, size)
+    visible_f = frame_mask(masks_lib.decode(instance.visible) & amodal, x0, y0, side, size) & amodal_f
     if visible_f.sum() < MIN_VISIBLE:
         return None, f"fewer than {MIN_VISIBLE} visible pixels once framed"
     image_id = instance.image_id
     object_id = image_id * dataset.OBJECT_STRIDE
     occluders, entries = [], []
     for k, (category, rle, order) in enumerate(instance.occluders, start=1):
-        mask = _frame_mask(masks_lib.decode(rle), x0, y0, side, size)
+        mask = frame_mask(masks_lib.decode(rle), x0, y0, side, size)
         occluders.append({"id": object_id + k, "image_id": image_id, "category": category,
                           "source": config["layout"], "segmentation": masks_lib.encode(mask),
                           "bbox": masks_lib.bbox(mask), "area": int(mask.sum()), "order": order})
@@ -295,7 +280,7 @@ def _record(instance: Instance, rgb: np.ndarray, config: dict, category_ids: dic
     }
     image = {"id": image_id, "file_name": f"images/{image_id:06d}.png", "width": size, "height": size,
              "source_image": photo.file_name, "crop": [int(x0), int(y0), int(side)]}
-    return (_frame_image(rgb, x0, y0, side, size), image, annotation, occluders), None
+    return (frame_image(rgb, x0, y0, side, size), image, annotation, occluders), None
 
 
 def _import_photos(task: tuple) -> int:
@@ -304,7 +289,7 @@ def _import_photos(task: tuple) -> int:
     split = config["split"]
     done = 0
     for photo in photos:
-        pending = [i for i in photo.instances if not common.item_done(root, split, i.image_id)
+        pending = [i for i in photo.instances if not writer.item_done(root, split, i.image_id)
                    and not (root / dataset.PARTS / REJECTED / f"{i.image_id:08d}.json").exists()]
         if not pending:
             done += len(photo.instances)
@@ -318,7 +303,7 @@ def _import_photos(task: tuple) -> int:
             else:
                 pixels, image, annotation, occluders = made
                 dataset.write_png(root / split / image["file_name"], pixels)
-                common.write_item(root, common.Item(split, image, [annotation], {"occluders": occluders}))
+                writer.write_item(root, writer.Item(split, image, [annotation], {"occluders": occluders}))
             done += 1
     return done
 
@@ -367,24 +352,24 @@ def import_dataset(layout: str, annotations: Path, images: Path, out: Path, cate
     config = {"layout": layout, "annotations": annotations.name, "categories": sorted(categories or []) or None,
               "size": size, "split": split, "seed": seed, "min_visible": MIN_VISIBLE, "grow": list(GROW),
               "fingerprint": fingerprint([annotations] + [p.path for p in photos])}
-    fresh = common.start_dataset(out, KIND, config, resume)
+    fresh = writer.start_dataset(out, KIND, config, resume)
     if fresh is None:
-        return common.DatasetSummary(out, dataset.load_manifest(out)["splits"], 0.0, made=False)
+        return writer.DatasetSummary(out, dataset.load_manifest(out)["splits"], 0.0, made=False)
     total = sum(len(p.instances) for p in photos)
     tasks = [(photos[i:i + PHOTOS_PER_TASK], config, category_ids, out)
              for i in range(0, len(photos), PHOTOS_PER_TASK)]
     common.run_with_progress(_import_photos, tasks, workers=workers, total=total, initial=0, unit="obj",
                              desc=f"import {layout}", progress=progress, advance=int,
-                             discard=(lambda: common.discard_dataset(out)) if fresh else None)
+                             discard=(lambda: writer.discard_dataset(out)) if fresh else None)
     for path in (out / dataset.PARTS / REJECTED).glob("*.json"):
         rejected[json.loads(path.read_text())["reason"]] += 1
     if not (out / dataset.PARTS / split).is_dir():
-        common.discard_dataset(out)
+        writer.discard_dataset(out)
         raise InputError(f"none of the {total} instances of {annotations.name} could be imported "
                          f"({', '.join(f'{n} {why}' for why, n in rejected.items())})")
-    manifest = common.finish_dataset(
+    manifest = writer.finish_dataset(
         out, out.name, KIND, config, [{"id": k, "name": n} for n, k in category_ids.items()], [split],
         {"annotations": f"{layout} annotations {annotations.name}", "photos": len(photos),
          "rejected": dict(rejected)})
-    return common.DatasetSummary(out, manifest["splits"], time.perf_counter() - started,
-                                 common.mean_occlusion(out, [split]), dict(rejected))
+    return writer.DatasetSummary(out, manifest["splits"], time.perf_counter() - started,
+                                 writer.mean_occlusion(out, [split]), dict(rejected))

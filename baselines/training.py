@@ -105,7 +105,8 @@ def _build(factory, settings: TrainSettings, run: Path, device: str, pool, rank:
     if steps_saved(run):
         model, record = load_model_checkpoint(factory, run, device, pool)
     elif settings.checkpoint:
-        model, _ = load_model_checkpoint(factory, resolve_checkpoint(settings.checkpoint), device, pool)
+        model, _ = load_model_checkpoint(factory, resolve_checkpoint(settings.checkpoint), device, pool,
+                                         overrides=settings.options)
         model.pretrained_note = f"fine-tuned from {settings.checkpoint} ({model.pretrained_note})"
     else:
         model = factory(factory.default_config(settings), pool=pool, device=device,

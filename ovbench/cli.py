@@ -610,7 +610,7 @@ def _flags_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict
             if chosen in action.choices:
                 flags.update(_flags_of(action.choices[chosen], args))
         elif action.option_strings:
-            flags.setdefault(action.dest, max(action.option_strings, key=len))
+            flags.setdefault(action.dest.removeprefix(SUITE), max(action.option_strings, key=len))
     return flags
 
 
@@ -628,7 +628,7 @@ def _refuse_outputs_in_datasets(args) -> None:
     from ovbench.formats.dataset import refuse_inside_dataset
 
     for name in OUTPUT_OPTIONS:
-        value = getattr(args, name, None)
+        value = getattr(args, name, getattr(args, SUITE + name, None))
         if value is not None:
             path = Path(value).absolute()
             refuse_inside_dataset(path.parent if args.command in MAKES_DATASETS else path, f"--{name}")

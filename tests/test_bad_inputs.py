@@ -272,7 +272,9 @@ def _nan_counts(records, _):
 
 
 def _short_counts(records, _):
-    records[0]["segmentation"] = {"size": [64, 64], "counts": [100, 20]}
+    from ovbench.formats.masks import encode
+
+    records[0]["segmentation"] = {"size": [64, 64], "counts": encode(np.zeros((8, 8), bool))["counts"]}
 
 
 def _one_appearance(records, folder):
@@ -281,10 +283,10 @@ def _one_appearance(records, folder):
 
 
 @pytest.mark.parametrize("change,match", [
-    (_nan_counts, "has unreadable RLE counts"),
+    (_nan_counts, "has uncompressed RLE counts"),
     (lambda r, _: r[0].update(segmentation={"size": [64, 64], "counts": "not rle ~~~"}), "has unreadable RLE counts"),
     (lambda r, _: r[0].update(segmentation=[[0, 0, 10, 0, 10, 10]]), "is a polygon, not an RLE"),
-    (_short_counts, "its RLE runs cover 120 pixels, the image has 4096"),
+    (_short_counts, "its RLE runs cover 64 pixels, the image has 4096"),
     (_one_appearance, "appearance files (none for annotation"),
 ], ids=["nan-counts", "bad-string", "polygon", "short-rle", "one-appearance"])
 def test_bad_outside_predictions(small_ovd, cli, tmp_path, change, match):
@@ -317,3 +319,115 @@ def test_summaries_of_finished_data_say_so(small_ovd, small_pool, cli):
     for result in (ovd, pool):
         assert result.code == 0 and "already complete" in result.out and "nan" not in result.out, result.out
     assert "mean occlusion 0.00" not in ovd.out
+
+
+# --------------------------------------------------------------------------- found in review
+
+@pytest.mark.parametrize("name,line", [
+    (".", "it names no file"), ("./", "it names no file"), ("C:/x.png", "it leads outside"),
+    ("loop/a.png", "Symlink loop"),
+])
+def test_member_refuses_names_that_are_no_file_or_loop(tmp_path, name, line):
+    from ovbench.errors import InputError
+    from ovbench.formats.fileio import member
+
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(InputError, match=line):
+        member(tmp_path, name)
+    assert member(tmp_path, "12:00.png") == tmp_path / "12:00.png"  # a colon is a POSIX name's right
+
+
+def test_a_dataset_name_cannot_steer_where_results_go(ovd, cli, tmp_path):
+    manifest = json.loads((ovd / "manifest.json").read_text())
+    (ovd / "manifest.json").write_text(json.dumps({**manifest, "name": "../../../escaped"}))
+    _refused(cli, "evaluate", "--model", "visible", "--data", ovd, "--quiet", match="bad dataset name")
+    assert not list(tmp_path.rglob("escaped*"))
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda document: document["images"].__setitem__(0, "not a record"), "an image record that is not an object"),
+    (lambda document: document.update(images={}), "not a COCO-style annotation file"),
+], ids=["image-not-a-record", "images-not-a-list"])
+def test_malformed_annotation_structure(ovd, cli, tmp_path, change, match):
+    path = ovd / "test" / "annotations.json"
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+    _refused(cli, "evaluate", "--model", "visible", "--data", ovd, "--quiet", match=match)
+
+
+def test_validate_reports_a_manifest_of_the_wrong_shape(ovd, cli):
+    manifest = json.loads((ovd / "manifest.json").read_text())
+    (ovd / "manifest.json").write_text(json.dumps({**manifest, "files": list(manifest["files"])}))
+    result = cli("validate", ovd)
+    assert result.code == 1 and "manifest.json: not an ovbench manifest" in result.err and "Traceback" not in result.err
+
+
+def _uncompressed(records, _):
+    records[0]["segmentation"] = {"size": [64, 64], "counts": [100, 3996]}
+
+
+def _bad_size(records, _):
+    records[0]["segmentation"] = {"size": [64], "counts": "PPP"}
+
+
+def _duplicate(records, _):
+    records.append(dict(records[0]))
+
+
+def _small_appearance(records, folder):
+    (folder / "appearance").mkdir(parents=True)
+    for record in records:
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(folder / "appearance" / f"{record['annotation_id']}.png")
+
+
+@pytest.mark.parametrize("change,match", [
+    (_uncompressed, "has uncompressed RLE counts"),
+    (_bad_size, "has a malformed RLE size"),
+    (_duplicate, "more than once"),
+    (lambda r, _: r[0].update(annotation_id=float("inf")), "not a list of {annotation_id, segmentation}"),
+    (_small_appearance, "is 32×32 RGB; the image is 64×64"),
+], ids=["uncompressed", "bad-size", "duplicate", "infinite-id", "small-appearance"])
+def test_more_bad_outside_predictions(small_ovd, cli, tmp_path, change, match):
+    folder = _predictions(small_ovd, tmp_path / "predictions", change)
+    _refused(cli, "evaluate", "--predictions", folder, "--data", small_ovd, "--quiet", "--out", tmp_path / "r.json",
+             match=match)
+
+
+def test_the_default_suite_is_guarded_and_worded_like_a_stage(ovd, cli):
+    _refused(cli, "generate", "--out", ovd / "more", "--quiet", match="inside the dataset folder")
+    _refused(cli, "generate", "--address", "host:1", "--quiet",
+             match="--address is the Ray cluster's; it needs --executor")
+
+
+def test_a_symbolic_link_into_a_dataset_is_no_way_in(ovd, cli, tmp_path):
+    (tmp_path / "link").symlink_to(ovd / "test")
+    _refused(cli, "show", ovd, "-o", tmp_path / "link" / "sheet.png", match="inside the dataset folder")
+    assert cli("show", ovd, "-o", ovd / ".." / "elsewhere.png").code == 0  # beside it is not inside
+
+
+def test_builds_killed_at_their_edges_resume(small_ovd, cli, tmp_path):
+    from ovbench.formats import writer
+
+    finished = Path(shutil.copytree(small_ovd, tmp_path / "finished"))
+    (finished / ".parts").mkdir()  # killed after writing the manifest, before removing the parts
+    assert writer.start_dataset(finished, "ovd", json.loads((finished / "manifest.json").read_text())["config"],
+                                resume=True) is None
+    assert not (finished / ".parts").exists() and cli("validate", finished).code == 0
+    started = tmp_path / "started"
+    (started / ".parts").mkdir(parents=True)  # killed after creating the parts, before their settings
+    assert writer.start_dataset(started, "ovd", {"seed": 0}, resume=True) is False
+    assert json.loads((started / ".parts" / "config.json").read_text()) == {"seed": 0, "kind": "ovd"}
+
+
+def test_rle_runs_are_read_as_pycocotools_writes_them():
+    """Against run lengths of the column-major mask, counted here independently."""
+    from ovbench.formats.masks import encode, rle_counts
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        mask = rng.random((23, 31)) < rng.random()
+        flat = mask.T.ravel().astype(int)
+        edges = np.concatenate([[0], np.flatnonzero(np.diff(flat)) + 1, [flat.size]])
+        runs = ([0] if flat[0] else []) + np.diff(edges).tolist()
+        assert rle_counts(encode(mask)["counts"]) == runs

@@ -188,4 +188,6 @@ def test_an_imported_folder_publishes_and_loads_with_datasets(small_ovd, tmp_pat
     document = json.loads((out / "test" / "annotations.json").read_text())
     assert loaded["source_image"] == [image["source_image"] for image in document["images"]]
     assert loaded["crop"] == [image["crop"] for image in document["images"]]
-    assert "license: other" in (tmp_path / "repo" / "README.md").read_text()
+    card = (tmp_path / "repo" / "README.md").read_text()
+    assert "license: other" in card
+    assert "imported real ones (`real`) have annotators' amodal masks" in card and "Synthetic amodal" not in card

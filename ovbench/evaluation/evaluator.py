@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from ovbench import __version__
@@ -48,9 +49,13 @@ class OutsidePredictions:
             raise InputError(f"no predictions.json in {self.folder}")
         try:
             records = json.loads(path.read_text())
+            ids = [int(r["annotation_id"]) for r in records]
             self.masks = {int(r["annotation_id"]): r["segmentation"] for r in records}
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"{path}: not a list of {{annotation_id, segmentation}} records ({exc})") from exc
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
+            raise InputError(f"{path}: not a list of {{annotation_id, segmentation}} records ({exc})") from None
+        if len(self.masks) < len(ids):
+            twice = next(i for i in ids if ids.count(i) > 1)
+            raise InputError(f"{path} predicts annotation {twice} more than once")
 
     def check(self, split: AmodalSplit) -> None:
         """Before any work (as pycocotools' loadRes): one prediction for every annotated object of
@@ -74,6 +79,16 @@ class OutsidePredictions:
             first = next(a for a in annotation_ids if a not in set(painted))
             raise InputError(f"{self.folder / 'appearance'} has {len(painted)} of {len(annotation_ids)} "
                              f"appearance files (none for annotation {first}): give all of them or none")
+        for ann in split.items if painted else []:
+            image, png = split.images[ann["image_id"]], self.folder / "appearance" / f"{ann['id']}.png"
+            try:
+                with Image.open(png) as picture:  # the header only: size and colour mode
+                    size, mode = picture.size, picture.mode
+            except (OSError, SyntaxError, ValueError) as exc:
+                raise InputError(f"{png} is not a readable image ({exc})") from None
+            if size != (image["width"], image["height"]) or mode not in ("RGB", "RGBA"):
+                raise InputError(f"{png} is {size[0]}×{size[1]} {mode}; the image is "
+                                 f"{image['width']}×{image['height']}: give RGB of the image's size")
 
     def predict(self, batch: Batch) -> Prediction:
         masks, appearances = [], []

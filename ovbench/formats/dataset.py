@@ -66,6 +66,14 @@ def check_split_name(name, what: str = "split name") -> str:
     return name
 
 
+def check_plain_name(name, what: str) -> str:
+    """A name that becomes one folder (a dataset's name: leaderboards/<name>/): no separators, not
+    `.` or `..`."""
+    if not isinstance(name, str) or not name or name in (".", "..") or any(c in name for c in "/\\\0:"):
+        raise InputError(f"bad {what} {name!r}: it must name one folder")
+    return name
+
+
 def _read_json(path: Path, what: str):
     try:
         return json.loads(path.read_text())
@@ -83,8 +91,10 @@ def load_manifest(root: Path) -> dict:
             raise InputError(f"{root} is unfinished (its run was interrupted); finish it with `resume`")
         raise InputError(f"{root} is not an ovbench dataset (no {MANIFEST})")
     manifest = _read_json(path, "manifest")
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
-        raise InputError(f"{path} is not an ovbench manifest (no splits)")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict) \
+            or not isinstance(manifest.get("files", {}), dict):
+        raise InputError(f"{path} is not an ovbench manifest (no splits, or files not a mapping)")
+    check_plain_name(manifest.get("name"), "dataset name in manifest.json")
     for split in manifest["splits"]:
         check_split_name(split)
     for name in manifest.get("files", {}):
@@ -108,6 +118,8 @@ def load_annotations(root: Path, split: str) -> dict:
             or not isinstance(document.get("annotations"), list):
         raise InputError(f"{split_dir / 'annotations.json'} is not a COCO-style annotation file")
     for image in document["images"]:
+        if not isinstance(image, dict):
+            raise InputError(f"{split_dir / 'annotations.json'} has an image record that is not an object")
         for name in files_of(image):
             member(split_dir, name, f"{split}/annotations.json")
     return document
@@ -131,6 +143,6 @@ def verify_files(root: Path, manifest: dict, split: str, document: dict) -> None
 
 def refuse_inside_dataset(path: Path, what: str = "output") -> None:
     """Commands never write into a dataset folder they did not make (it would no longer validate)."""
-    for folder in [Path(path).absolute(), *Path(path).absolute().parents]:
+    for folder in [Path(path).resolve(), *Path(path).resolve().parents]:
         if (folder / MANIFEST).is_file() or (folder / PARTS).is_dir():
             raise InputError(f"{what} {path} is inside the dataset folder {folder}; write it elsewhere")

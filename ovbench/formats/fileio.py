@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from pathlib import Path, PurePosixPath
 
 from ovbench.errors import InputError
@@ -66,10 +67,15 @@ def member(root: Path, name: str, where: str = "the data") -> Path:
     if not isinstance(name, str) or not name or "\\" in name or "\0" in name:
         raise InputError(f"unsafe file name {name!r} in {where}: not a plain relative path")
     parts = PurePosixPath(name).parts
-    if PurePosixPath(name).is_absolute() or ".." in parts or ":" in parts[0]:
+    if not parts or parts[-1] == ".":
+        raise InputError(f"unsafe file name {name!r} in {where}: it names no file")
+    if PurePosixPath(name).is_absolute() or ".." in parts or re.fullmatch(r"[A-Za-z]:", parts[0]):
         raise InputError(f"unsafe file name {name!r} in {where}: it leads outside {root}")
     path = Path(root) / name
-    resolved, base = path.resolve(), Path(root).resolve()
+    try:
+        resolved, base = path.resolve(), Path(root).resolve()
+    except (RuntimeError, OSError) as exc:  # a symbolic-link loop
+        raise InputError(f"unsafe file name {name!r} in {where}: {exc}") from None
     if resolved != base and base not in resolved.parents:
         raise InputError(f"unsafe file name {name!r} in {where}: a symbolic link leads outside {root}")
     return path

@@ -44,16 +44,21 @@ def rle_counts(counts: str | bytes) -> list[int]:
 
 
 def check_rle(rle, shape: tuple[int, int], what: str) -> None:
-    """A binary RLE of exactly this H×W shape: runs non-negative and covering every pixel once."""
+    """A compressed binary RLE of exactly this H×W shape: runs non-negative and covering every
+    pixel once (what `decode` reads)."""
     if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
         kind = "a polygon" if isinstance(rle, list) else type(rle).__name__
         raise InputError(f"{what} is {kind}, not an RLE {{size, counts}}: encode masks with pycocotools")
-    if list(rle["size"]) != list(shape):
-        raise InputError(f"{what} is {rle['size'][1]}×{rle['size'][0]}, the image is {shape[1]}×{shape[0]}")
-    counts = rle["counts"]
+    size = rle["size"]
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) for s in size)):
+        raise InputError(f"{what} has a malformed RLE size {size!r}: use [height, width]")
+    if size != list(shape):
+        raise InputError(f"{what} is {size[1]}×{size[0]}, the image is {shape[1]}×{shape[0]}")
+    if not isinstance(rle["counts"], (str, bytes)):
+        raise InputError(f"{what} has uncompressed RLE counts: compress them with pycocotools' mask.encode")
     try:
-        runs = rle_counts(counts) if isinstance(counts, (str, bytes)) else [int(c) for c in counts]
-    except (ValueError, TypeError, OverflowError):  # int(nan) and foreign strings
+        runs = rle_counts(rle["counts"])
+    except (ValueError, UnicodeEncodeError):
         raise InputError(f"{what} has unreadable RLE counts") from None
     if any(run < 0 for run in runs) or sum(runs) != shape[0] * shape[1]:
         raise InputError(f"{what}: its RLE runs cover {sum(runs)} pixels, the image has {shape[0] * shape[1]}")

@@ -150,6 +150,9 @@ def validate(root: Path, limit: int = 50) -> Report:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         report.fail("manifest.json", "not readable JSON", str(exc))
         return report
+    if not isinstance(manifest, dict) or not all(isinstance(manifest.get(k, {}), dict) for k in ("splits", "files")):
+        report.fail("manifest.json", "not an ovbench manifest (splits and files must be mappings)")
+        return report
     check_checksums(root, manifest, report)
     min_visible = int(manifest.get("config", {}).get("min_visible", 0))
     models_by_split = {}

@@ -32,7 +32,9 @@ def prepare_parts(parts: Path, record: dict, resume: bool) -> bool:
             raise InputError(f"an interrupted run left {parts}; pass `resume` to finish it, "
                             "or delete that folder to start over")
         config_file = parts / CONFIG
-        saved = json.loads(config_file.read_text()) if config_file.exists() else {}
+        if not config_file.exists():  # killed between creating the folder and writing its settings
+            write_json(config_file, record)
+        saved = json.loads(config_file.read_text())
         changed = sorted(k for k in set(saved) | set(record) if saved.get(k) != record.get(k))
         if changed:
             raise InputError(f"`resume` with different settings ({', '.join(changed)}) than the "
@@ -108,12 +110,13 @@ def start_dataset(root: Path, kind: str, config: dict, resume: bool) -> bool | N
         saved = json.loads(manifest.read_text())
         if saved.get("config") != config:
             raise InputError(f"{root} was made with other settings; delete it or change `out`")
+        shutil.rmtree(root / PARTS, ignore_errors=True)  # a run killed after its manifest, before this
         return None
     if not (root / PARTS).exists() and root.exists() and any(root.iterdir()):
         raise InputError(f"{root} exists and is not an ovbench dataset; choose another `out`")
     fresh = prepare_parts(root / PARTS, {**config, "kind": kind}, resume)
     if not fresh:
-        for folder in root.glob("*/*"):  # the items' own files: images/, appearance/ ...
+        for folder in [root, *root.glob("*"), *root.glob("*/*")]:  # annotation files, images/, appearance/ ...
             if folder.is_dir():
                 remove_stale_temporaries(folder)
     return fresh

@@ -124,7 +124,9 @@ def _run_on_ray(fn: Callable, tasks: Iterator, workers: int, executor: Executor)
             yield from finished()
     finally:
         for ref in pending:  # on an error (or the consumer stopping early) queued tasks are dropped
-            ray.cancel(ref)
+            ray.cancel(ref, force=True)
+        if pending:  # and waited for, as the process pool does, so that nothing writes after this
+            ray.wait(pending, num_returns=len(pending), timeout=60)
 
 
 def run_tasks(fn: Callable, tasks: Iterable, workers: int = 1, executor: Executor = PROCESS_POOL) -> Iterator:

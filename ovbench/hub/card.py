@@ -156,10 +156,15 @@ def render(layouts, repo_id: str, license_id: str) -> str:
         + ", ".join(sorted({s for layout in layouts for s in _sources(layout)}))
         + ". Renders and crops of third-party meshes or photographs (e.g. ShapeNet, COCO) remain "
           "under those sources' terms.")
+    opening = (f"Amodal-perception data made with ovbench {__version__}: synthetic configurations know what "
+               "lies behind every occluder to the pixel; imported real ones (`real`) have annotators' amodal "
+               "masks and no appearance behind occluders."
+               if any(layout.source.kind == "real" for layout in layouts) else
+               f"Synthetic amodal-perception data made with ovbench {__version__}: what lies behind every "
+               "occluder is known to the pixel.")
     body = [
         f"# {name}", "",
-        f"Synthetic amodal-perception data made with ovbench {__version__}: what lies behind every "
-        "occluder is known to the pixel. Masks follow "
+        opening + " Masks follow "
         "COCO conventions (RLE with string counts); `occlude_rate` is the hidden share of the amodal "
         "mask. Configurations:", "",
         *[f"- `{layout.source.config}`{' (default)' if i == 0 else ''}: "

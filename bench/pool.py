@@ -2,9 +2,9 @@
 
     python bench/pool.py [--views 80] [--models 28] [--full] [--blender-python PATH]
 
-Prints silhouettes/s with 1 and 2 workers for procedural vehicles (~560 faces) and a dense mesh
-(~145k faces); with --full, the reference pool (401 models × 80 views = 32,080 silhouettes of
-~36k-face meshes) end to end with 2 workers, its file size and one random read; with
+Prints silhouettes/s with 1 and 2 workers for procedural vehicles and dense meshes (subdivided
+procedural ones; their face counts are printed); with --full, the reference pool (401 models ×
+80 views = 32,080 silhouettes of subdivided meshes) end to end with 2 workers, its file size and one random read; with
 --blender-python (the Python of a venv holding bpy==5.0.1, e.g. made by
 `python3 -m venv build/bpy-venv && build/bpy-venv/bin/pip install bpy==5.0.1 'numpy<2'`), the same
 meshes and views rendered by Blender's Workbench engine, the ratio, and how far the masks differ.
@@ -29,6 +29,12 @@ from ovbench.assets.sources import list_source, load_model
 from ovbench.formats.poolfile import SilhouettePool
 from ovbench.generate.pool import PoolConfig, camera_for, generate_pool, plan_views
 from ovbench.seeding import rng_for
+
+
+def mean_faces(config: PoolConfig) -> float:
+    """Faces per model over the first four (open meshes are drawn with each face twice)."""
+    listing = list_source(config.source, config.models, config.seed, config.synset, config.orientation())
+    return float(np.mean([len(load_model(ref).faces) for ref in listing.models[:4]]))
 
 
 def dense_vehicles(folder: Path, count: int, subdivisions: int) -> Path:
@@ -102,11 +108,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         dense = dense_vehicles(work / "dense", 4, subdivisions=4)
-        cases = {
-            "procedural (~560 faces)": PoolConfig(models=args.models, views=args.views, size=args.size),
-            "dense (~145k faces)": PoolConfig(source=f"meshes:{dense}", views=args.views,
-                                               size=args.size, up="+z", front="+x"),
-        }
+        configs = {"procedural": PoolConfig(models=args.models, views=args.views, size=args.size),
+                   "dense": PoolConfig(source=f"meshes:{dense}", views=args.views, size=args.size, up="+z",
+                                       front="+x")}
+        cases = {f"{name} (~{mean_faces(config):,.0f} faces)": config for name, config in configs.items()}
         for label, config in cases.items():
             rates = {w: timed_pool(config, work / f"{label[:5]}-{w}.h5", w) for w in (1, 2)}
             print(f"{label}: 1 worker {rates[1]:8.1f} sil/s, 2 workers {rates[2]:8.1f} sil/s "

@@ -57,20 +57,16 @@ def _shown(value) -> str:
 
 
 def _config_flags(parser: argparse.ArgumentParser, config, helps: dict[str, str], **extra) -> None:
-    """One flag per setting named in `helps`, its default read from the settings class (shown in
-    the help, applied when the settings are built: written once)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    """One flag per setting named in `helps`, its default and type read from the settings class
+    (the default shown in the help, applied when the settings are built: written once)."""
+    fields = {f.name: f for f in dataclasses.fields(config)}
     for name, meaning in helps.items():
-        default = defaults[name]
-        kind = bool if isinstance(default, bool) else int if name in INT_SETTINGS else None
-        shown = f" (default {_shown(default)})" if default is not None and not isinstance(default, bool) else ""
-        options = ({"action": "store_true"} if kind is bool else {"type": kind} if kind else {})
+        default, annotation = fields[name].default, fields[name].type  # annotations are text here
+        shown = f" (default {_shown(default)})" if default is not None and annotation != "bool" else ""
+        options = ({"action": "store_true"} if annotation == "bool"
+                   else {"type": int} if annotation.split(" | ")[0] == "int" else {})
         parser.add_argument("--" + name.replace("_", "-"), default=None, help=meaning + shown,
                             **options, **extra.get(name, {}))
-
-
-INT_SETTINGS = {"models", "views", "size", "base_min_size", "occluder_min_size", "occluder_bank", "max_occluders",
-                "reuse", "min_visible", "views_per_scene"}
 
 
 def _pool_parser(stages) -> None:
@@ -387,13 +383,6 @@ def _settings(config, args, **parsers):
     return config(**{name: parsers[name](value) if name in parsers else value for name, value in given.items()})
 
 
-def _objects(text: str) -> tuple[int, int]:
-    low, _, high = text.partition(":")
-    if not (low.isdigit() and high.isdigit()):
-        raise InputError(f"bad --objects {text!r}: use MIN:MAX, e.g. 3:6")
-    return int(low), int(high)
-
-
 def _categories(text: str) -> tuple:
     return tuple(_names(text))
 
@@ -406,7 +395,7 @@ def _generate(args) -> None:
     from ovbench.generate.dyce import generate_dyce
     from ovbench.generate.ovd.generate import generate_ovd
     from ovbench.generate.pool import generate_pool
-    from ovbench.generator_settings import DyceConfig, OvdConfig, PoolConfig, parse_range, parse_splits
+    from ovbench.generator_settings import DyceConfig, OvdConfig, PoolConfig, parse_objects, parse_range, parse_splits
 
     given = {k[len(SUITE):]: v for k, v in vars(args).items() if k.startswith(SUITE)}
     if args.stage and given:
@@ -422,7 +411,7 @@ def _generate(args) -> None:
     executor = Executor(args.executor, args.address)
     run = dict(workers=args.workers, progress=not args.quiet, executor=executor)
     if args.stage == "dyce":
-        config = _settings(DyceConfig, args, objects=_objects, splits=parse_splits)
+        config = _settings(DyceConfig, args, objects=parse_objects, splits=parse_splits)
         _print_dataset_summary(generate_dyce(config, args.out, resume=args.resume, **run))
     elif args.stage == "ovd":
         config = _settings(OvdConfig, args, base_categories=_categories, occluder_categories=_categories,

@@ -126,3 +126,11 @@ def parse_range(text: str) -> tuple:
     if not 0.0 <= lo <= hi < 1.0:
         raise InputError(f"bad `occlusion` {text!r}: use LOW:HIGH with 0 ≤ LOW ≤ HIGH < 1")
     return (lo, hi)
+
+
+def parse_objects(text: str) -> tuple[int, int]:
+    """'MIN:MAX' → (MIN, MAX) objects per scene."""
+    low, _, high = text.partition(":")
+    if not (low.isdigit() and high.isdigit()):
+        raise InputError(f"bad `objects` {text!r}: use MIN:MAX, e.g. 3:6")
+    return int(low), int(high)

@@ -282,13 +282,37 @@ def _one_appearance(records, folder):
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(folder / "appearance" / f"{records[0]['annotation_id']}.png")
 
 
+def _uncompressed(records, _):
+    records[0]["segmentation"] = {"size": [64, 64], "counts": [100, 3996]}
+
+
+def _bad_size(records, _):
+    records[0]["segmentation"] = {"size": [64], "counts": "PPP"}
+
+
+def _duplicate(records, _):
+    records.append(dict(records[0]))
+
+
+def _small_appearance(records, folder):
+    (folder / "appearance").mkdir(parents=True)
+    for record in records:
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(folder / "appearance" / f"{record['annotation_id']}.png")
+
+
 @pytest.mark.parametrize("change,match", [
     (_nan_counts, "has uncompressed RLE counts"),
     (lambda r, _: r[0].update(segmentation={"size": [64, 64], "counts": "not rle ~~~"}), "has unreadable RLE counts"),
     (lambda r, _: r[0].update(segmentation=[[0, 0, 10, 0, 10, 10]]), "is a polygon, not an RLE"),
     (_short_counts, "its RLE runs cover 64 pixels, the image has 4096"),
     (_one_appearance, "appearance files (none for annotation"),
-], ids=["nan-counts", "bad-string", "polygon", "short-rle", "one-appearance"])
+    (_uncompressed, "has uncompressed RLE counts"),
+    (_bad_size, "has a malformed RLE size"),
+    (_duplicate, "more than once"),
+    (lambda r, _: r[0].update(annotation_id=float("inf")), "not a list of {annotation_id, segmentation}"),
+    (_small_appearance, "is 32×32 RGB; the image is 64×64"),
+], ids=["nan-counts", "bad-string", "polygon", "short-rle", "one-appearance", "uncompressed", "bad-size",
+        "duplicate", "infinite-id", "small-appearance"])
 def test_bad_outside_predictions(small_ovd, cli, tmp_path, change, match):
     folder = _predictions(small_ovd, tmp_path / "predictions", change)
     _refused(cli, "evaluate", "--predictions", folder, "--data", small_ovd, "--quiet", "--out", tmp_path / "r.json",
@@ -361,37 +385,6 @@ def test_validate_reports_a_manifest_of_the_wrong_shape(ovd, cli):
     (ovd / "manifest.json").write_text(json.dumps({**manifest, "files": list(manifest["files"])}))
     result = cli("validate", ovd)
     assert result.code == 1 and "manifest.json: not an ovbench manifest" in result.err and "Traceback" not in result.err
-
-
-def _uncompressed(records, _):
-    records[0]["segmentation"] = {"size": [64, 64], "counts": [100, 3996]}
-
-
-def _bad_size(records, _):
-    records[0]["segmentation"] = {"size": [64], "counts": "PPP"}
-
-
-def _duplicate(records, _):
-    records.append(dict(records[0]))
-
-
-def _small_appearance(records, folder):
-    (folder / "appearance").mkdir(parents=True)
-    for record in records:
-        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(folder / "appearance" / f"{record['annotation_id']}.png")
-
-
-@pytest.mark.parametrize("change,match", [
-    (_uncompressed, "has uncompressed RLE counts"),
-    (_bad_size, "has a malformed RLE size"),
-    (_duplicate, "more than once"),
-    (lambda r, _: r[0].update(annotation_id=float("inf")), "not a list of {annotation_id, segmentation}"),
-    (_small_appearance, "is 32×32 RGB; the image is 64×64"),
-], ids=["uncompressed", "bad-size", "duplicate", "infinite-id", "small-appearance"])
-def test_more_bad_outside_predictions(small_ovd, cli, tmp_path, change, match):
-    folder = _predictions(small_ovd, tmp_path / "predictions", change)
-    _refused(cli, "evaluate", "--predictions", folder, "--data", small_ovd, "--quiet", "--out", tmp_path / "r.json",
-             match=match)
 
 
 def test_the_default_suite_is_guarded_and_worded_like_a_stage(ovd, cli):

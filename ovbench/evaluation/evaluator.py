@@ -50,7 +50,7 @@ class OutsidePredictions:
         try:
             records = json.loads(path.read_text())
             ids = [int(r["annotation_id"]) for r in records]
-            self.masks = {int(r["annotation_id"]): r["segmentation"] for r in records}
+            self.masks = dict(zip(ids, (r["segmentation"] for r in records)))
         except (ValueError, KeyError, TypeError, OverflowError) as exc:
             raise InputError(f"{path}: not a list of {{annotation_id, segmentation}} records ({exc})") from None
         if len(self.masks) < len(ids):

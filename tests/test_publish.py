@@ -391,6 +391,20 @@ def trained(small_ovd, tmp_path_factory):
     return folder, result
 
 
+def test_a_result_file_naming_a_folder_outside_is_left_out(trained, tmp_path, cli, monkeypatch):
+    folder, result_file = trained
+    evil = folder / "leaderboards" / "evil.json"
+    # its benchmark would put it in repo/escaped/
+    evil.write_text(json.dumps({**json.loads(result_file.read_text()), "benchmark": "../escaped"}))
+    monkeypatch.chdir(folder)
+    try:
+        assert cli("publish", "runs/pix2pix", "--repo-id", "org/p", "--to", tmp_path / "repo", "--quiet").code == 0
+    finally:
+        evil.unlink()
+    published = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json"))
+    assert published == ["repo/config.json", f"repo/results/{result_file.parent.name}/{result_file.name}"]
+
+
 def test_model_repository_holds_weights_config_results_and_a_card(trained):
     folder, result_file = trained
     repo = folder / "repo"

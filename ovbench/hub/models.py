@@ -26,7 +26,7 @@ from huggingface_hub.errors import RepositoryNotFoundError
 
 from ovbench import __version__
 from ovbench.errors import InputError
-from ovbench.formats.dataset import sha256
+from ovbench.formats.dataset import check_plain_name, sha256
 from ovbench.formats.fileio import write_json
 from ovbench.hub import PREFIX, card, client
 
@@ -72,6 +72,14 @@ def _checkpoint(run: Path) -> tuple[dict, Path]:
     return record, weights
 
 
+def _plain(name) -> bool:
+    try:
+        check_plain_name(name, "benchmark")
+    except InputError:
+        return False
+    return True
+
+
 def matching_results(weights_sha: str, results: Path) -> list[tuple[Path, dict]]:
     """Result files (under `results`, e.g. leaderboards/) scored with exactly these weights."""
     found = []
@@ -81,7 +89,8 @@ def matching_results(weights_sha: str, results: Path) -> list[tuple[Path, dict]]
         except (UnicodeDecodeError, ValueError):
             continue
         checkpoint = result.get("checkpoint") if isinstance(result, dict) else None
-        if isinstance(checkpoint, dict) and checkpoint.get("sha256") == weights_sha and "metrics" in result:
+        if isinstance(checkpoint, dict) and checkpoint.get("sha256") == weights_sha and "metrics" in result \
+                and _plain(result.get("benchmark")):  # it names the results/ folder the file goes to
             found.append((path, result))
     return found
 

@@ -7,7 +7,8 @@ annotation files, checksums), then PNG-encodes every image and appearance PNG of
 same encoder settings, on 1 core and on 2 (two threads: zlib releases the GIL). The ratio compares
 like with like: 2 workers against encoding on 2 cores. The paper's size (33,100 train + 1,000 test,
 a bank of 400 cut-outs) is projected from the 2-worker run with the bank's share at the paper's
-proportion; --full generates it.
+proportion; --full generates it. The floor is the ratio with the 2-D work free: base renders
+shared by `reuse` composites, and the PNGs.
 """
 
 from __future__ import annotations
@@ -104,6 +105,10 @@ def main() -> None:
         print(f"one core, per item: base render {part['render'] * 1e3:.1f} ms, 2-D composite "
               f"{part['compose'] * 1e3:.1f} ms, PNG of the image {part['png'] * 1e3:.1f} ms; occluder bank "
               f"{per_cutout * 2e3:.1f} ms per cut-out ({len(listing.specs)} here)")
+        png = encode[1][0] / args.images  # PNG-encoding per composite (its image, its share of the base's)
+        floor = (part["render"] / config.reuse + png) / png
+        print(f"rendering alone sets a floor of {floor:.2f}× (base render {part['render'] * 1e3:.1f} ms over "
+              f"reuse {config.reuse} against {png * 1e3:.1f} ms of PNG per composite, one core)")
         steady = (seconds[2] - bank) / args.images
         projected = steady * PAPER_IMAGES + per_cutout * PAPER_BANK
         print(f"projected paper size ({PAPER_IMAGES:,}, bank {PAPER_BANK}) on 2 workers: {projected / 60:.1f} min")

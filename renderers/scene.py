@@ -1,7 +1,7 @@
 """Offscreen rendering of a scene of meshes: lit RGB, exact instance ids and depth, solo passes.
 
-Masks and depth come from pyrender's SEG pass, which pyrender draws with multisampling off, so
-they are exact (a colour or depth-only pass is multisampled and blurs silhouette edges).
+Every pass is single-sampled (see tuning.py): masks and depth come from pyrender's SEG pass and are
+exact; colour images are antialiased on the image (`soften_edges`).
 Every pass draws both faces of every triangle (`_both_sides`), so open meshes render whole.
 
 Solo passes ("object k alone") may draw several objects at once when their screen boxes (the
@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import trimesh
 
+from .antialias import soften_edges
 from .gl import import_pyrender, offscreen_renderer
+from .tuning import tune
 
 
 def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
@@ -80,7 +82,16 @@ def _decode_ids(seg: np.ndarray) -> np.ndarray:
 
 def _has_visible_back_faces(mesh: trimesh.Trimesh) -> bool:
     """Whether a camera outside the mesh can see one of its back faces first. Not for a closed
-    surface wound outward in every piece: a ray enters each piece through a front face."""
+    surface wound outward in every piece: a ray enters each piece through a front face. Kept in
+    the mesh's trimesh cache, which trimesh empties when the geometry changes (scenes reuse the
+    same vehicle models)."""
+    key = "ovbench_visible_back_faces"
+    if key not in mesh._cache:
+        mesh._cache[key] = _find_visible_back_faces(mesh)
+    return mesh._cache[key]
+
+
+def _find_visible_back_faces(mesh: trimesh.Trimesh) -> bool:
     if not (mesh.is_watertight and mesh.is_winding_consistent):
         return True
     corners = mesh.triangles
@@ -128,39 +139,6 @@ def _sun_class(pr):
     return Sun
 
 
-def _keep_shadow_maps(gl) -> None:
-    """Make the context's pyrender renderer draw a scene's shadow map once, with every mesh of
-    the scene, and keep it for later colour passes of that scene (hidden meshes still cast their
-    shadows). pyrender frees a light's map when another scene is drawn, so the map is redrawn
-    after a scene change. Relies on pyrender 1.0.1's renderer internals (`_shadow_mapping_pass`,
-    `_update_context`); tests/test_renderer.py checks the result against plain renders."""
-    inner = gl._renderer
-    if hasattr(inner, "ovbench_shadow_scene"):
-        return
-    draw, update = inner._shadow_mapping_pass, inner._update_context
-    inner.ovbench_shadow_scene = None
-
-    def update_context(scene, flags):
-        if inner.ovbench_shadow_scene is not scene:  # another scene's textures replace the map
-            inner.ovbench_shadow_scene = None
-        update(scene, flags)
-
-    def shadow_pass(scene, light_node, flags):
-        if inner.ovbench_shadow_scene is scene:
-            return
-        hidden = [node.mesh for node in scene.mesh_nodes if not node.mesh.is_visible]
-        for mesh in hidden:
-            mesh.is_visible = True
-        try:
-            draw(scene, light_node, flags)
-        finally:
-            for mesh in hidden:
-                mesh.is_visible = False
-        inner.ovbench_shadow_scene = scene
-
-    inner._shadow_mapping_pass, inner._update_context = shadow_pass, update_context
-
-
 class Renderer:
     """A scene and an image size on the process's one OpenGL context: load a scene with
     `set_scene`, then render it from any camera. Renderers are cheap; make as many as needed."""
@@ -169,7 +147,7 @@ class Renderer:
         self._pyrender = import_pyrender()
         self.width, self.height = int(width), int(height or width)
         self._gl = offscreen_renderer()
-        _keep_shadow_maps(self._gl)
+        tune(self._pyrender, self._gl)
         self._scene = None
         self._nodes: list = []
         self._scenery: list = []
@@ -227,10 +205,11 @@ class Renderer:
         return depth > 0, depth
 
     def rgb(self, camera: Camera) -> np.ndarray:
-        """Lit colour image (uint8 H×W×3, antialiased; take masks and depth from the SEG passes)."""
+        """Lit colour image (uint8 H×W×3, edges antialiased; take masks and depth from the SEG
+        passes)."""
         self._aim(camera)
         color, _ = self._gl.render(self._scene, self._colour_flags)
-        return color
+        return soften_edges(color)
 
     def _rgb_only(self, camera: Camera, indices) -> np.ndarray:
         """The objects `indices` alone, lit exactly as in the scene, on the background colour."""

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from test_assets import assert_convention, front_is_plus_x
 from test_pool import warnings, write_meshes
 
 from ovbench.assets.occluders import street_scenery
+from ovbench.assets.sources import ModelRef
 from ovbench.generate.dyce import (
     DyceConfig,
     Footprint,
@@ -231,3 +233,17 @@ def test_open_layout_and_the_occlusion_histogram(tmp_path, cli):
     line = next(line for line in result.out.splitlines() if line.startswith("occlusion of"))
     assert line.startswith(f"occlusion of {len(rates)} objects ({len(rates) / 4:.1f} an image)")
     assert line.endswith(f"{np.mean(np.array(rates) >= 0.25):.0%} at least 0.25 hidden")
+
+
+def test_a_model_file_changed_between_runs_is_loaded_again(tmp_path):
+    # Workers keep their models between runs: a file rewritten since is read anew.
+    path = tmp_path / "car.obj"
+    ref = ModelRef("car.obj", "meshes", str(path))
+    lengths = []
+    for length in (2.0, 5.0):
+        box = trimesh.creation.box(extents=(length, 1.0, 1.0))
+        box.export(path)
+        os.utime(path, ns=(1_000_000_000 * int(length), 1_000_000_000 * int(length)))  # mtimes differ
+        lengths.append(vehicle_mesh(ref).extents[0])
+        assert vehicle_mesh(ref) is vehicle_mesh(ref)  # kept while the file stays the same
+    assert lengths == pytest.approx([2.0, 5.0])

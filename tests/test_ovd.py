@@ -626,3 +626,25 @@ def test_readme_figure_script_runs_on_the_shared_sample(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert Image.open(out).size[0] > 0
+
+
+def test_a_bank_made_again_at_the_same_path_is_read_again(tmp_path):
+    # Workers keep the bank they read between runs: a later run reads its own, at the same path.
+    from ovbench.formats.dataset import write_png
+    from ovbench.generate.ovd.generate import load_bank
+
+    folder = tmp_path / "bank"
+    heights = []
+    for height in (3, 5):
+        if folder.exists():
+            for f in folder.iterdir():
+                f.unlink()
+            folder.rmdir()
+        folder.mkdir()
+        (folder / "000000.json").write_text(json.dumps({"category": "person", "source": "builtin",
+                                                        "origin": "person-0", "height_m": 1.7}))
+        write_png(folder / "000000.png", np.full((height, 2, 4), 255, np.uint8))
+        run = f"run {height}"
+        heights.append(load_bank(folder, run)[0].rgba.shape[0])
+        assert load_bank(folder, run) is load_bank(folder, run)
+    assert heights == [3, 5]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import trimesh
 from ovbench.renderers import Camera, Lighting, Renderer, SceneObject, look_at
-from scipy.ndimage import binary_erosion
+from scipy.ndimage import binary_dilation, binary_erosion
 
 SIZE = 128
 YFOV = math.radians(35.0)
@@ -260,3 +260,75 @@ def test_textured_mesh_renders_with_its_texture(renderer, tmp_path):
     # Away from where texture filtering blends the halves (their border, and the wrap at the edges).
     left, right = image[mask & (share > 0.1) & (share < 0.35)], image[mask & (share > 0.65) & (share < 0.9)]
     assert (left[:, 0] > 2 * left[:, 2]).all() and (right[:, 2] > 2 * right[:, 0]).all()
+
+
+TUNING_SCRIPT = """
+import sys
+import numpy as np
+import trimesh
+from ovbench.assets.procedural import build_vehicle
+from ovbench.renderers import Camera, Lighting, Renderer, SceneObject, look_at, tuning
+
+if sys.argv[1] == "plain":  # pyrender as it is, but single-sampled as ovbench renders
+    tuning.TUNINGS = (tuning.single_sampled,)
+car = build_vehicle("sedan", np.random.default_rng(3))  # textured, flat shaded, closed
+van = build_vehicle("van", np.random.default_rng(4))  # the same program as the car's
+van.apply_translation((-7.0, 1.0, 0.0))
+ball = trimesh.creation.icosphere(subdivisions=2, radius=0.8)  # vertex colours, smooth
+ball.visual.vertex_colors = (np.abs(ball.vertices) * 255).astype(np.uint8)
+ball.apply_translation((0.0, 3.0, 0.8))
+tray = trimesh.creation.box(extents=(2.0, 1.0, 0.5))  # face colours, open
+tray = trimesh.Trimesh(tray.vertices + (0.0, -3.0, 0.25), tray.faces[tray.face_normals[:, 2] < 0.5])
+tray.visual.face_colors = (200, 120, 40, 255)
+ground = trimesh.creation.box(extents=(40.0, 40.0, 0.02))
+ground.apply_translation((0, 0, -0.011))
+renderer = Renderer(96)
+cameras = [Camera(look_at(eye, (0.0, 0.0, 0.7))) for eye in ((9.0, -6.0, 3.0), (-4.0, 8.0, 1.6))]
+images = {}
+for name, lighting in (("sun", Lighting()), ("shadows and sky", Lighting(shadows=True, sky=0.5))):
+    renderer.set_scene([SceneObject(car), SceneObject(ball), SceneObject(tray), SceneObject(van)], lighting,
+                       background=(0.3, 0.5, 0.9), scenery=[SceneObject(ground)])
+    for c, camera in enumerate(cameras):
+        images[f"{name} {c} rgb"] = renderer.rgb(camera)
+        images[f"{name} {c} ids"], images[f"{name} {c} depth"] = renderer.instances(camera)
+np.savez(sys.argv[2], **images)
+"""
+
+
+def test_tuned_renderer_draws_the_pixels_of_plain_pyrender(tmp_path):
+    # Constant light loops, lighting bound once a pass and shadow maps drawn once a scene change
+    # the cost, not a pixel of a scene's passes: checked against pyrender with single-sampling
+    # alone, in fresh processes. (Solo passes keeping the scene's shadows is tested above.)
+    outputs = {}
+    for kind in ("plain", "tuned"):
+        outputs[kind] = tmp_path / f"{kind}.npz"
+        result = subprocess.run([sys.executable, "-c", TUNING_SCRIPT, kind, str(outputs[kind])],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-1500:]
+    plain, tuned = np.load(outputs["plain"]), np.load(outputs["tuned"])
+    assert sorted(plain.files) == sorted(tuned.files)
+    for name in plain.files:
+        assert np.array_equal(plain[name], tuned[name]), name
+    shaded = plain["shadows and sky 0 rgb"].astype(int)
+    assert (plain["shadows and sky 0 ids"] == 1).sum() > 300 and shaded.std() > 10  # a real scene
+
+
+def test_colour_passes_are_single_sampled_and_antialiased_on_the_image(renderer):
+    # A white box on black, edge-on: the SEG mask's border pixels are exactly where the colour
+    # image is softened; inside and outside keep their values.
+    box = trimesh.creation.box(extents=(2.0, 2.0, 2.0))
+    box.visual.face_colors = (255, 255, 255, 255)
+    renderer.set_scene([SceneObject(box)], Lighting(sun_direction=(-1.0, 0.0, 0.0), ambient=1.0))
+    camera = Camera(look_at((11.0, 0.0, 0.0), (0.0, 0.0, 0.0)), yfov=YFOV)
+    mask, _ = renderer.solo(camera, 0)
+    image = renderer.rgb(camera).astype(int)
+    border = mask & ~binary_erosion(mask)
+    outside_border = binary_dilation(mask) & ~mask
+    interior, far = binary_erosion(mask, iterations=2), ~binary_dilation(mask, iterations=2)
+    assert np.all(image[far] == 0) and len(set(map(tuple, image[interior]))) == 1
+    lit = image[interior][0]
+    assert lit.min() > 150
+    # A straight edge: a border pixel has one outside neighbour (two at corners): 3/8 or 2/8 of
+    # its value goes, and an outside pixel gets 1/8 of a lit neighbour's.
+    assert np.all(image[border] < lit) and np.all(image[border] >= np.round(lit * 5 / 8) - 1)
+    assert np.all(image[outside_border] > 0) and np.all(image[outside_border] <= np.round(lit * 2 / 8) + 1)

@@ -62,6 +62,17 @@ def _unit_capsule() -> trimesh.Trimesh:
     return trimesh.creation.capsule(height=1.0, radius=1.0, count=(8, 8))
 
 
+@functools.lru_cache(maxsize=1)
+def _unit_sphere() -> trimesh.Trimesh:
+    return trimesh.creation.icosphere(subdivisions=2, radius=1.0)
+
+
+def _sphere(radius, centre, rgb) -> trimesh.Trimesh:
+    """The unit icosphere scaled and moved (building one anew subdivides it every time)."""
+    unit = _unit_sphere()
+    return _coloured(trimesh.Trimesh(unit.vertices * radius + centre, unit.faces.copy(), process=False), rgb)
+
+
 def _limb(start, end, radius, rgb) -> trimesh.Trimesh:
     """A capsule from `start` to `end`: the unit capsule's caps scaled by `radius` and moved apart
     to the limb's length (much faster than building each capsule anew)."""
@@ -89,9 +100,7 @@ def person(rng: np.random.Generator) -> trimesh.Trimesh:
         _limb((0, -0.22 * s, shoulder), (-stride, -0.26 * s, 0.85 * s), 0.055 * s, top),
         _limb((0, 0.22 * s, shoulder), (stride, 0.26 * s, 0.85 * s), 0.055 * s, top),
     ]
-    head = trimesh.creation.icosphere(subdivisions=2, radius=0.11 * s)
-    head.apply_translation((0, 0, shoulder + 0.2 * s))
-    parts.append(_coloured(head, skin))
+    parts.append(_sphere(0.11 * s, (0, 0, shoulder + 0.2 * s), skin))
     mesh = trimesh.util.concatenate(parts)
     mesh.apply_translation((0, 0, -mesh.bounds[0, 2]))
     return mesh
@@ -167,9 +176,10 @@ def tree(rng: np.random.Generator) -> trimesh.Trimesh:
     """A trunk and a round crown, 3-8 m tall."""
     height = rng.uniform(3.0, 8.0)
     trunk = _cylinder(rng.uniform(0.12, 0.3), height * 0.5, 0.0, (90, 65, 40))
-    crown = trimesh.creation.icosphere(subdivisions=2, radius=height * rng.uniform(0.2, 0.3))
-    crown.apply_translation((0, 0, height * 0.5 + crown.extents[2] * 0.35))
-    return trimesh.util.concatenate([trunk, _coloured(crown, rng.uniform((40, 90, 30), (90, 150, 70)))])
+    radius = height * rng.uniform(0.2, 0.3)
+    lift = height * 0.5 + _unit_sphere().extents[2] * radius * 0.35
+    crown = _sphere(radius, (0, 0, lift), rng.uniform((40, 90, 30), (90, 150, 70)))
+    return trimesh.util.concatenate([trunk, crown])
 
 
 def other_vehicle(rng: np.random.Generator) -> trimesh.Trimesh:

@@ -97,19 +97,25 @@ SHAPES = {
 }
 
 
-def _extrude_side(profile: Polygon, width: float) -> trimesh.Trimesh:
+# Parts are (vertices, faces) arrays: a Trimesh a part costs more than the part's geometry.
+
+def _extrude_side(profile: Polygon, width: float) -> tuple[np.ndarray, np.ndarray]:
     """Extrude a profile drawn in (x, z) across y ∈ [-width/2, width/2]."""
-    mesh = trimesh.creation.extrude_polygon(profile, width)
+    vertices, faces = trimesh.creation.triangulate_polygon(profile)
+    mesh = trimesh.creation.extrude_triangulation(vertices, faces, width)
     # Rotate +90° about x: the profile plane's (X, Y) becomes (x, z) and the extrusion runs along -y.
     rotate = np.array([[1, 0, 0, 0], [0, 0, -1, width / 2], [0, 1, 0, 0], [0, 0, 0, 1.0]])
-    mesh.apply_transform(rotate)
-    return mesh
+    return trimesh.transform_points(mesh.vertices, rotate), mesh.faces
 
 
-def _box(extents, centre) -> trimesh.Trimesh:
-    box = trimesh.creation.box(extents=extents)
-    box.apply_translation(centre)
-    return box
+@functools.lru_cache(maxsize=1)
+def _unit_box() -> trimesh.Trimesh:
+    return trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+
+
+def _box(extents, centre) -> tuple[np.ndarray, np.ndarray]:
+    unit = _unit_box()
+    return unit.vertices * extents + centre, unit.faces
 
 
 @functools.lru_cache(maxsize=1)
@@ -120,10 +126,9 @@ def _unit_wheel() -> trimesh.Trimesh:
     return wheel
 
 
-def _wheel(x: float, y: float, radius: float, width: float, z: float) -> trimesh.Trimesh:
+def _wheel(x: float, y: float, radius: float, width: float, z: float) -> tuple[np.ndarray, np.ndarray]:
     unit = _unit_wheel()
-    return trimesh.Trimesh(unit.vertices * (radius, width, radius) + (x, y, z), unit.faces.copy(),
-                           process=False)
+    return unit.vertices * (radius, width, radius) + (x, y, z), unit.faces
 
 
 def _paint(rgb) -> tuple:
@@ -155,14 +160,18 @@ def _atlas(finishes: dict[str, Finish]) -> trimesh.visual.material.PBRMaterial:
         metallicFactor=1.0, roughnessFactor=1.0)
 
 
-def _textured(parts: list[tuple[trimesh.Trimesh, str]], finishes: dict[str, Finish]) -> trimesh.Trimesh:
-    """One mesh of (part, finish) pairs, each part's vertices at its finish's texel centre."""
-    mesh = trimesh.util.concatenate([part for part, _ in parts])
-    uv = np.concatenate([np.tile(((FINISHES.index(name) + 0.5) / len(FINISHES), 0.5), (len(part.vertices), 1))
-                         for part, name in parts])
-    mesh.visual = trimesh.visual.TextureVisuals(uv=uv, material=_atlas(finishes))
-    lo, hi = mesh.bounds  # bumpers and mirrors stick out of the body: centre again
-    mesh.apply_translation((-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, 0.0))
+def _textured(parts: list[tuple[tuple, str]], finishes: dict[str, Finish]) -> trimesh.Trimesh:
+    """One mesh of ((vertices, faces), finish) pairs, each part's vertices at its finish's texel
+    centre."""
+    vertices = np.concatenate([v for (v, _), _ in parts])
+    offsets = np.cumsum([0] + [len(v) for (v, _), _ in parts[:-1]])
+    faces = np.concatenate([f + offset for ((_, f), _), offset in zip(parts, offsets)])
+    uv = np.concatenate([np.tile(((FINISHES.index(name) + 0.5) / len(FINISHES), 0.5), (len(v), 1))
+                         for (v, _), name in parts])
+    lo, hi = vertices.min(axis=0), vertices.max(axis=0)  # bumpers and mirrors stick out of the body
+    vertices = vertices + (-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, 0.0)  # centre again
+    mesh = trimesh.Trimesh(vertices, faces, process=False,
+                           visual=trimesh.visual.TextureVisuals(uv=uv, material=_atlas(finishes)))
     # Drawn with flat shading: the parts are faceted solids, not smooth surfaces.
     mesh.metadata["flat_shading"] = True
     return mesh

@@ -141,21 +141,36 @@ def run_tasks(fn: Callable, tasks: Iterable, workers: int = 1, executor: Executo
         for task in tasks:
             yield fn(task)
         return
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pool, folder, pending = _process_pool(workers), os.getcwd(), set()
     try:
-        pending = set()
         for task in tasks:
-            pending.add(pool.submit(fn, task))
+            pending.add(pool.submit(_in_folder, folder, fn, task))
             if len(pending) >= 2 * workers:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (future.result() for future in done)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             yield from (future.result() for future in done)
+    except BaseException:
+        _pools.pop(workers, None).shutdown(wait=True, cancel_futures=True)  # nothing runs after this
+        raise
     finally:
-        # On an error (or the consumer stopping early) queued tasks are dropped, not run.
-        pool.shutdown(wait=True, cancel_futures=True)
+        # The consumer stopping early: queued tasks are dropped, running ones waited for.
+        for future in pending:
+            future.cancel()
+        wait(pending)
+
+
+_pools: dict[int, ProcessPoolExecutor] = {}
+
+
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    """The process's spawn pool of `workers`, kept between runs: its workers keep their imports
+    and OpenGL context (seconds a run at small sizes), e.g. from an ovd build's occluder bank to
+    its bases, or across the default suite's stages. A pool whose run failed is shut down."""
+    if workers not in _pools:
+        _pools[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return _pools[workers]
 
 
 def run_with_progress(fn: Callable, tasks: list, *, workers: int, total: int, initial: int, unit: str,

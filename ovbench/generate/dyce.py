@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,9 +55,18 @@ from ovbench.generator_settings import LAYOUTS, MAX_OBJECTS, DyceConfig
 from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
 from ovbench.seeding import rng_for
 
-# Scenes reuse vehicle models: keep recent ones per process (scenes never change their meshes);
-# a street takes 20-30 of a split's ~150 default models.
-vehicle_mesh = functools.lru_cache(maxsize=256)(load_model)
+
+def vehicle_mesh(ref: ModelRef) -> trimesh.Trimesh:
+    """The model, built or loaded once per process while its file stays the same: scenes reuse
+    vehicle models (a street takes 20-30 of a split's ~150 default models) and never change their
+    meshes, and workers are kept between runs."""
+    status = os.stat(ref.path) if ref.path else None
+    return _cached_model(ref, status and (status.st_mtime_ns, status.st_size))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_model(ref: ModelRef, _version) -> trimesh.Trimesh:
+    return load_model(ref)
 GROUND_RADIUS = 11.0     # metres: objects stand inside this disc (open layout)
 PLACEMENT_TRIES = 200
 CATEGORIES = ("car", "bus", "truck", *SCENE_OCCLUDER_KINDS)

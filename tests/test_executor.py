@@ -1,0 +1,44 @@
+"""The process pool that runs every generator's shard tasks: kept between runs, run from the
+caller's folder, dropped after a failure."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ovbench.generate.common import run_tasks
+
+
+def read_here(name: str) -> tuple[int, str]:
+    """(worker pid, the text of `name` read relative to the worker's folder), slowly enough that
+    both workers take tasks."""
+    time.sleep(0.2)
+    return os.getpid(), Path(name).read_text()
+
+
+def fail_on(name: str) -> int:
+    if name == "bad":
+        raise ValueError("task bad failed")
+    return os.getpid()
+
+
+def test_pool_is_kept_between_runs_and_runs_from_the_callers_folder(tmp_path, monkeypatch):
+    pids = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "note.txt").write_text(folder)
+        monkeypatch.chdir(tmp_path / folder)
+        results = list(run_tasks(read_here, ["note.txt"] * 6, workers=2))
+        assert [text for _, text in results] == [folder] * 6
+        pids.append({pid for pid, _ in results})
+    assert len(pids[0]) == 2 and os.getpid() not in pids[0]
+    assert pids[1] == pids[0]  # the same two workers
+
+
+def test_a_failed_run_raises_the_tasks_error_and_the_next_run_gets_fresh_workers():
+    before = set(run_tasks(fail_on, ["ok"] * 4, workers=2))
+    with pytest.raises(ValueError, match="task bad failed"):
+        list(run_tasks(fail_on, ["ok", "bad", "ok", "ok"], workers=2))
+    after = set(run_tasks(fail_on, ["ok"] * 4, workers=2))
+    assert after and not after & before

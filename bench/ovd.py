@@ -8,16 +8,19 @@ same encoder settings, on 1 core and on 2 (two threads: zlib releases the GIL). 
 like with like: 2 workers against encoding on 2 cores. The paper's size (33,100 train + 1,000 test,
 a bank of 400 cut-outs) is projected from the 2-worker run with the bank's share at the paper's
 proportion; --full generates it. The floor is the ratio with the 2-D work free: base renders
-shared by `reuse` composites, and the PNGs.
+shared by `reuse` composites, and the PNGs. Last, the same composites from photo bases (a folder
+of the rendered bases, written untimed), where no base is rendered: OVD's bases were photos.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import math
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +54,16 @@ def png_seconds(root: Path, threads: int) -> tuple[float, int]:
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(encode_png, arrays))
     return time.perf_counter() - started, len(arrays)
+
+
+def write_photo_bases(folder: Path, count: int, size: int) -> Path:
+    """`count` rendered bases as a folder source (car_K.png with car_K.mask.png), made untimed."""
+    folder.mkdir()
+    for spec in list_bases("builtin", count, 1, [], 0).specs:
+        base = make_base(spec, 1, size)
+        Image.fromarray(base.rgb).save(folder / f"car_{spec.index:05d}.png")
+        Image.fromarray(base.amodal.astype(np.uint8) * 255).save(folder / f"car_{spec.index:05d}.mask.png")
+    return folder
 
 
 def stages(config: OvdConfig, bank_root: Path, bases: int = 20) -> dict:
@@ -109,6 +122,13 @@ def main() -> None:
         floor = (part["render"] / config.reuse + png) / png
         print(f"rendering alone sets a floor of {floor:.2f}× (base render {part['render'] * 1e3:.1f} ms over "
               f"reuse {config.reuse} against {png * 1e3:.1f} ms of PNG per composite, one core)")
+        photos = write_photo_bases(Path(tmp) / "photos", math.ceil(args.images / args.reuse), config.size)
+        photo_config = replace(config, base=f"dir:{photos}")
+        photo_seconds = generate_ovd(photo_config, Path(tmp) / "from-photos", workers=2, progress=False).seconds
+        photo_encode, _ = png_seconds(Path(tmp) / "from-photos", 2)
+        print(f"photo bases (a folder of whole vehicles with masks, as OVD's were photos): 2 workers "
+              f"{args.images / photo_seconds:.1f}/s, generating costs {photo_seconds / photo_encode:.2f}× "
+              "the bare encoding")
         steady = (seconds[2] - bank) / args.images
         projected = steady * PAPER_IMAGES + per_cutout * PAPER_BANK
         print(f"projected paper size ({PAPER_IMAGES:,}, bank {PAPER_BANK}) on 2 workers: {projected / 60:.1f} min")

@@ -351,12 +351,12 @@ def render_builtin_base(spec: BaseSpec, seed: int, size: int) -> Base:
             break
     else:
         raise RuntimeError(f"could not frame base {spec.group} whole after 20 tries")
-    rgb = renderer.rgb(camera).astype(np.float32)
+    image = renderer.rgb(camera)
     grain = 1.0 + np.float32(0.025) * rng.standard_normal((size, size, 1), dtype=np.float32)
-    rgb = np.where((ids == 2)[..., None], rgb * grain, rgb)
-    rgb = np.where((ids == 0)[..., None], sky, rgb)
-    return Base(np.clip(np.round(rgb), 0, 255).astype(np.uint8), amodal, spec.category, spec.group,
-                "builtin", Ground(camera.pose, camera.yfov, size))
+    road, background = ids == 2, ids == 0
+    image[road] = np.clip(np.round(image[road] * grain[road]), 0, 255).astype(np.uint8)
+    image[background] = np.round(sky[background]).astype(np.uint8)
+    return Base(image, amodal, spec.category, spec.group, "builtin", Ground(camera.pose, camera.yfov, size))
 
 
 def _read_rgb(path: str) -> np.ndarray:

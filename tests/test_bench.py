@@ -1,0 +1,27 @@
+"""The speed benchmarks the README names for generation, at a tiny size: they run and print their
+lines (the figures themselves are for a person to read, never asserted)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def run_bench(name: str, *args) -> str:
+    result = subprocess.run([sys.executable, str(BENCH / name), *map(str, args)], capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_ovd_bench_prints_its_ratios():
+    out = run_bench("ovd.py", "--images", 12)
+    for line in ("generating costs", "rendering alone sets a floor of", "photo bases", "projected paper size"):
+        assert line in out, out
+
+
+def test_dyce_bench_prints_objects_a_second():
+    out = run_bench("dyce.py", "--images", 4, "--size", 64, "--views-per-scene", 2)
+    lines = [line for line in out.splitlines() if "objects/s" in line]
+    assert len(lines) == 2 and "1 worker:" in lines[0] and "2 workers:" in lines[1], out

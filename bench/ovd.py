@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from ovbench.formats.dataset import PNG_LEVEL
+from ovbench.generate.common import close_pools
 from ovbench.generate.ovd.generate import (
     OvdConfig,
     _bank_dir,
@@ -124,6 +125,7 @@ def main() -> None:
               f"reuse {config.reuse} against {png * 1e3:.1f} ms of PNG per composite, one core)")
         photos = write_photo_bases(Path(tmp) / "photos", math.ceil(args.images / args.reuse), config.size)
         photo_config = replace(config, base=f"dir:{photos}")
+        close_pools()  # started workers, as the built-in bases' 2-worker run had
         photo_seconds = generate_ovd(photo_config, Path(tmp) / "from-photos", workers=2, progress=False).seconds
         photo_encode, _ = png_seconds(Path(tmp) / "from-photos", 2)
         print(f"photo bases (a folder of whole vehicles with masks, as OVD's were photos): 2 workers "

@@ -21,9 +21,8 @@ the pixels of one with single-sampling alone.
   (~10 a primitive); a linked program's locations never change, so each is asked once. A third
   of a 60-object pass.
 - `nodes_sorted_once_a_view`: pyrender sorts every mesh node by its distance to the camera before
-  each pass, also a solo pass that draws two of sixty; the order is kept while the scene and the
-  camera's position stay (a Renderer moves only its camera, and makes a new scene for new
-  objects).
+  each pass, also a solo pass that draws two of sixty; the order is kept while the scene, its
+  mesh nodes and the camera's position stay.
 """
 
 from __future__ import annotations
@@ -85,7 +84,7 @@ def _light_loop_programs_class(pr):
             if fragment_shader != "mesh.frag" or self.counts is None:
                 return super().get_program(vertex_shader, fragment_shader, geometry_shader, defines)
             defines = dict(defines or {})
-            # pyrender draws at most MAX_<KIND>_LIGHTS of a kind (fewer with shadow maps).
+            # pyrender draws at most MAX_<KIND>_LIGHTS of a kind (a limit shadow maps change).
             bounds = {kind: min(n, defines[f"MAX_{kind.upper()}_LIGHTS"]) for kind, n in self.counts.items()}
             defines.update({f"OVBENCH_{kind.upper()}_LIGHTS": n for kind, n in bounds.items()})
             program = super().get_program(vertex_shader, fragment_shader, geometry_shader, defines)
@@ -118,9 +117,14 @@ def constant_light_loops(pr, inner) -> None:
 def lighting_once_a_pass(pr, inner) -> None:
     forward, bind = inner._forward_pass, inner._bind_lighting
     lit: dict = {}  # program → texture units its lights took, in the pass being drawn
+    per_node = {"lights": False}  # whether this pass's programs hold fewer lights than the scene has
 
     def forward_pass(scene, flags, seg_node_map=None):
         lit.clear()
+        # With more lights of a kind than a program holds, pyrender picks the nearest to each node.
+        limits = inner._compute_max_n_lights(flags)  # in LIGHT_KINDS order
+        per_node["lights"] = any(len(getattr(scene, f"{kind}_light_nodes")) > limit
+                                 for kind, limit in zip(LIGHT_KINDS, limits))
         try:
             return forward(scene, flags, seg_node_map=seg_node_map)
         finally:
@@ -133,8 +137,7 @@ def lighting_once_a_pass(pr, inner) -> None:
             return
         first = inner._texture_alloc_idx
         bind(scene, program, node, flags)
-        # With more lights of a kind than a program holds, pyrender picks the nearest to each node.
-        if all(len(getattr(scene, f"{kind}_light_nodes")) <= pr.constants.MAX_N_LIGHTS for kind in LIGHT_KINDS):
+        if not per_node["lights"]:
             lit[program] = inner._texture_alloc_idx - first
 
     inner._forward_pass, inner._bind_lighting = forward_pass, bind_lighting
@@ -166,9 +169,9 @@ def nodes_sorted_once_a_view(pr, inner) -> None:
     last: dict = {}  # the scene and camera position of the latest order, and the order
 
     def sorted_mesh_nodes(scene):
-        eye = scene.get_pose(scene.main_camera_node)[:3, 3].tobytes()
-        if last.get("scene") is not scene or last.get("eye") != eye:
-            last.update(scene=scene, eye=eye, nodes=sort(scene))
+        key = (scene.get_pose(scene.main_camera_node)[:3, 3].tobytes(), frozenset(scene.mesh_nodes))
+        if last.get("scene") is not scene or last.get("key") != key:
+            last.update(scene=scene, key=key, nodes=sort(scene))
         return last["nodes"]
 
     inner._sorted_mesh_nodes = sorted_mesh_nodes

@@ -1,9 +1,14 @@
-"""The speed benchmarks the README names for generation, at a tiny size: they run and print their
-lines (the figures themselves are for a person to read, never asserted)."""
+"""The speed benchmarks the README names for generation and rendering, at a tiny size: they run
+and print their lines (the figures themselves are for a person to read, never asserted). A minute
+and more together, so `slow`: `pytest -m slow tests/test_bench.py`."""
 
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
@@ -25,3 +30,10 @@ def test_dyce_bench_prints_objects_a_second():
     out = run_bench("dyce.py", "--images", 4, "--size", 64, "--views-per-scene", 2)
     lines = [line for line in out.splitlines() if "objects/s" in line]
     assert len(lines) == 2 and "1 worker:" in lines[0] and "2 workers:" in lines[1], out
+
+
+def test_render_bench_prints_every_pass_for_every_variant():
+    out = run_bench("render.py", "--repeats", 1)
+    assert out.count("(pyrender as it is / single-sampled / tuned)") == 2, out
+    assert sum(line.strip().startswith(("new scene", "instance map", "solo masks", "lit pass"))
+               for line in out.splitlines()) == 8, out

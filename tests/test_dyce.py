@@ -2,12 +2,11 @@
 
 import json
 import math
-import os
 
 import numpy as np
 import pytest
 import trimesh
-from conftest import SMALL_DYCE
+from conftest import SMALL_DYCE, box_with_nose, run_subprocess
 from ovbench.renderers import Camera, Renderer, SceneObject, look_at
 from PIL import Image
 from pycocotools import mask as mask_utils
@@ -15,7 +14,6 @@ from test_assets import assert_convention, front_is_plus_x
 from test_pool import warnings, write_meshes
 
 from ovbench.assets.occluders import street_scenery
-from ovbench.assets.sources import ModelRef
 from ovbench.generate.dyce import (
     DyceConfig,
     Footprint,
@@ -235,15 +233,27 @@ def test_open_layout_and_the_occlusion_histogram(tmp_path, cli):
     assert line.endswith(f"{np.mean(np.array(rates) >= 0.25):.0%} at least 0.25 hidden")
 
 
-def test_a_model_file_changed_between_runs_is_loaded_again(tmp_path):
-    # Workers keep their models between runs: a file rewritten since is read anew.
-    path = tmp_path / "car.obj"
-    ref = ModelRef("car.obj", "meshes", str(path))
-    lengths = []
-    for length in (2.0, 5.0):
-        box = trimesh.creation.box(extents=(length, 1.0, 1.0))
-        box.export(path)
-        os.utime(path, ns=(1_000_000_000 * int(length), 1_000_000_000 * int(length)))  # mtimes differ
-        lengths.append(vehicle_mesh(ref).extents[0])
-        assert vehicle_mesh(ref) is vehicle_mesh(ref)  # kept while the file stays the same
-    assert lengths == pytest.approx([2.0, 5.0])
+def test_a_model_file_changed_between_runs_is_read_again_by_kept_workers(tmp_path, cli):
+    # Workers are kept between runs; the second build must see the meshes as they are now: its
+    # masks equal those of a fresh process's build, not the first build's.
+    meshes = tmp_path / "meshes"
+    meshes.mkdir()
+    # Sixteen one-view scenes: each worker builds scenes of both splits (each has its own model).
+    args = ("--splits", "train=8,test=8", "--views-per-scene", 1, "--size", 64, "--objects", "2:3",
+            "--workers", 2, "--quiet")
+
+    def write(height):
+        for k, name in enumerate(("a.obj", "b.obj")):
+            box_with_nose(extents=(4.0 + k, 1.6, height)).export(meshes / name)
+
+    def areas(folder):
+        return [a["area"] for split in ("train", "test")
+                for a in json.loads((folder / split / "annotations.json").read_text())["annotations"]]
+
+    write(1.2)
+    assert cli("generate", "dyce", "--vehicles", f"meshes:{meshes}", *args, "--out", tmp_path / "first").code == 0
+    write(2.4)  # taller vehicles, the same length
+    assert cli("generate", "dyce", "--vehicles", f"meshes:{meshes}", *args, "--out", tmp_path / "second").code == 0
+    fresh = run_subprocess("generate", "dyce", "--vehicles", f"meshes:{meshes}", *args, "--out", tmp_path / "fresh")
+    assert fresh.returncode == 0, fresh.stderr
+    assert areas(tmp_path / "second") == areas(tmp_path / "fresh") != areas(tmp_path / "first")

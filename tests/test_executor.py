@@ -3,6 +3,7 @@ caller's folder, dropped after a failure."""
 
 import os
 import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,12 @@ def read_here(name: str) -> tuple[int, str]:
 
 
 def fail_on(name: str) -> int:
+    """The worker's pid; task "bad" fails, task "die" ends its worker process."""
     if name == "bad":
         raise ValueError("task bad failed")
+    if name == "die":
+        os._exit(3)
+    time.sleep(0.05)
     return os.getpid()
 
 
@@ -36,9 +41,20 @@ def test_pool_is_kept_between_runs_and_runs_from_the_callers_folder(tmp_path, mo
     assert pids[1] == pids[0]  # the same two workers
 
 
-def test_a_failed_run_raises_the_tasks_error_and_the_next_run_gets_fresh_workers():
-    before = set(run_tasks(fail_on, ["ok"] * 4, workers=2))
+def test_a_failed_task_fails_its_run_alone_and_the_workers_stay():
+    before = set(run_tasks(fail_on, ["ok"] * 8, workers=2))
+    assert len(before) == 2
+    ok = run_tasks(fail_on, ["ok"] * 8, workers=2)  # a second run open at the same time
+    first = next(ok)
     with pytest.raises(ValueError, match="task bad failed"):
         list(run_tasks(fail_on, ["ok", "bad", "ok", "ok"], workers=2))
-    after = set(run_tasks(fail_on, ["ok"] * 4, workers=2))
-    assert after and not after & before
+    assert len([first, *ok]) == 8  # the other run was not disturbed
+    assert set(run_tasks(fail_on, ["ok"] * 8, workers=2)) == before
+
+
+def test_a_worker_that_dies_breaks_its_run_and_the_next_run_gets_new_workers():
+    before = set(run_tasks(fail_on, ["ok"] * 8, workers=2))
+    with pytest.raises(BrokenProcessPool):
+        list(run_tasks(fail_on, ["ok", "die", "ok", "ok"], workers=2))
+    after = set(run_tasks(fail_on, ["ok"] * 8, workers=2))
+    assert len(after) == 2 and not after & before

@@ -1,11 +1,12 @@
 """`ovbench generate ovd`, `validate`, `show`, `convert`: invariants recomputed independently."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_and_kill
+from conftest import run_and_kill, run_subprocess
 from ovbench.renderers import look_at
 from PIL import Image
 from pycocotools import mask as mask_utils
@@ -628,23 +629,16 @@ def test_readme_figure_script_runs_on_the_shared_sample(tmp_path):
     assert Image.open(out).size[0] > 0
 
 
-def test_a_bank_made_again_at_the_same_path_is_read_again(tmp_path):
-    # Workers keep the bank they read between runs: a later run reads its own, at the same path.
-    from ovbench.formats.dataset import write_png
-    from ovbench.generate.ovd.generate import load_bank
-
-    folder = tmp_path / "bank"
-    heights = []
-    for height in (3, 5):
-        if folder.exists():
-            for f in folder.iterdir():
-                f.unlink()
-            folder.rmdir()
-        folder.mkdir()
-        (folder / "000000.json").write_text(json.dumps({"category": "person", "source": "builtin",
-                                                        "origin": "person-0", "height_m": 1.7}))
-        write_png(folder / "000000.png", np.full((height, 2, 4), 255, np.uint8))
-        run = f"run {height}"
-        heights.append(load_bank(folder, run)[0].rgba.shape[0])
-        assert load_bank(folder, run) is load_bank(folder, run)
-    assert heights == [3, 5]
+def test_a_bank_made_again_at_the_same_path_is_read_again_by_kept_workers(tmp_path, cli):
+    # Workers keep the bank they read; a later build at the same path makes and reads its own:
+    # the same bytes as a fresh process's build of those settings.
+    args = ("--splits", "train=16,test=8", "--size", 64, "--occluder-bank", 24, "--workers", 2, "--quiet")
+    out = tmp_path / "set"
+    assert cli("generate", "ovd", *args, "--seed", 1, "--out", out).code == 0
+    shutil.rmtree(out)
+    assert cli("generate", "ovd", *args, "--seed", 2, "--out", out).code == 0
+    fresh = run_subprocess("generate", "ovd", *args, "--seed", 2, "--out", tmp_path / "fresh")
+    assert fresh.returncode == 0, fresh.stderr
+    images = sorted(p.relative_to(out) for p in out.rglob("images/*.png"))
+    assert len(images) == 24
+    assert all((out / p).read_bytes() == (tmp_path / "fresh" / p).read_bytes() for p in images)

@@ -3,6 +3,7 @@
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -332,3 +333,14 @@ def test_colour_passes_are_single_sampled_and_antialiased_on_the_image(renderer)
     # its value goes, and an outside pixel gets 1/8 of a lit neighbour's.
     assert np.all(image[border] < lit) and np.all(image[border] >= np.round(lit * 5 / 8) - 1)
     assert np.all(image[outside_border] > 0) and np.all(image[outside_border] <= np.round(lit * 2 / 8) + 1)
+
+
+def test_pyrender_shader_has_the_light_loops_the_tuning_bounds():
+    # tuning.constant_light_loops rewrites these lines; a pyrender whose shader lacks them would
+    # silently lose the speed (not the pixels).
+    from ovbench.renderers.gl import import_pyrender
+    from ovbench.renderers.tuning import LIGHT_KINDS
+
+    text = (Path(import_pyrender().__file__).parent / "shaders" / "mesh.frag").read_text()
+    for kind in LIGHT_KINDS:
+        assert text.count(f"i < n_{kind}_lights;") == 1, kind

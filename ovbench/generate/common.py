@@ -11,7 +11,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -151,26 +153,44 @@ def run_tasks(fn: Callable, tasks: Iterable, workers: int = 1, executor: Executo
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             yield from (future.result() for future in done)
-    except BaseException:
-        _pools.pop(workers, None).shutdown(wait=True, cancel_futures=True)  # nothing runs after this
+    except (KeyboardInterrupt, BrokenProcessPool):
+        _drop_pool(workers, pool)  # its workers are gone or going: a later run starts new ones
         raise
     finally:
-        # The consumer stopping early: queued tasks are dropped, running ones waited for.
+        # An error or the consumer stopping early: this run's queued tasks are dropped and its
+        # running ones waited for, so that nothing of it writes afterwards.
         for future in pending:
             future.cancel()
         wait(pending)
 
 
 _pools: dict[int, ProcessPoolExecutor] = {}
+_pools_lock = threading.Lock()
 
 
 def _process_pool(workers: int) -> ProcessPoolExecutor:
     """The process's spawn pool of `workers`, kept between runs: its workers keep their imports
     and OpenGL context (seconds a run at small sizes), e.g. from an ovd build's occluder bank to
-    its bases, or across the default suite's stages. A pool whose run failed is shut down."""
-    if workers not in _pools:
-        _pools[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    return _pools[workers]
+    its bases, or across the default suite's stages. Workers also keep the environment variables
+    and sys.path they started with; `close_pools` starts afresh."""
+    with _pools_lock:
+        if workers not in _pools:
+            _pools[workers] = ProcessPoolExecutor(max_workers=workers,
+                                                  mp_context=multiprocessing.get_context("spawn"))
+        return _pools[workers]
+
+
+def _drop_pool(workers: int, pool: ProcessPoolExecutor) -> None:
+    with _pools_lock:
+        if _pools.get(workers) is pool:
+            del _pools[workers]
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def close_pools() -> None:
+    """Shut down the kept worker pools (their processes and OpenGL contexts)."""
+    for workers, pool in list(_pools.items()):
+        _drop_pool(workers, pool)
 
 
 def run_with_progress(fn: Callable, tasks: list, *, workers: int, total: int, initial: int, unit: str,

@@ -355,7 +355,7 @@ def render_builtin_base(spec: BaseSpec, seed: int, size: int) -> Base:
     grain = 1.0 + np.float32(0.025) * rng.standard_normal((size, size, 1), dtype=np.float32)
     road, background = ids == 2, ids == 0
     image[road] = np.clip(np.round(image[road] * grain[road]), 0, 255).astype(np.uint8)
-    image[background] = np.round(sky[background]).astype(np.uint8)
+    image[background] = np.clip(np.round(sky[background]), 0, 255).astype(np.uint8)
     return Base(image, amodal, spec.category, spec.group, "builtin", Ground(camera.pose, camera.yfov, size))
 
 

@@ -117,13 +117,13 @@ def constant_light_loops(pr, inner) -> None:
 def lighting_once_a_pass(pr, inner) -> None:
     forward, bind = inner._forward_pass, inner._bind_lighting
     lit: dict = {}  # program → texture units its lights took, in the pass being drawn
-    per_node = {"lights": False}  # whether this pass's programs hold fewer lights than the scene has
+    nearest = {"per node": False}  # whether this pass picks each node's nearest lights (too many)
 
     def forward_pass(scene, flags, seg_node_map=None):
         lit.clear()
         # With more lights of a kind than a program holds, pyrender picks the nearest to each node.
         limits = inner._compute_max_n_lights(flags)  # in LIGHT_KINDS order
-        per_node["lights"] = any(len(getattr(scene, f"{kind}_light_nodes")) > limit
+        nearest["per node"] = any(len(getattr(scene, f"{kind}_light_nodes")) > limit
                                  for kind, limit in zip(LIGHT_KINDS, limits))
         try:
             return forward(scene, flags, seg_node_map=seg_node_map)
@@ -137,7 +137,7 @@ def lighting_once_a_pass(pr, inner) -> None:
             return
         first = inner._texture_alloc_idx
         bind(scene, program, node, flags)
-        if not per_node["lights"]:
+        if not nearest["per node"]:
             lit[program] = inner._texture_alloc_idx - first
 
     inner._forward_pass, inner._bind_lighting = forward_pass, bind_lighting

@@ -32,19 +32,25 @@ import functools
 LIGHT_KINDS = ("directional", "spot", "point")
 
 
-def single_sampled(pr, inner) -> None:
-    configure = inner._configure_main_framebuffer
-    module = pr.renderer
-    storage = module.glRenderbufferStorageMultisample
-
-    def configure_single_sampled():
-        module.glRenderbufferStorageMultisample = lambda target, _, *rest: storage(target, 0, *rest)
+def _with_global(call, module, name: str, value):
+    """`call` with `module.name` replaced by `value` while it runs: a pyrender module's GL function
+    changed for this renderer's calls only."""
+    def wrapped(*args, **kwargs):
+        stock = getattr(module, name)
+        setattr(module, name, value)
         try:
-            configure()
+            return call(*args, **kwargs)
         finally:
-            module.glRenderbufferStorageMultisample = storage
+            setattr(module, name, stock)
 
-    inner._configure_main_framebuffer = configure_single_sampled
+    return wrapped
+
+
+def single_sampled(pr, inner) -> None:
+    storage = pr.renderer.glRenderbufferStorageMultisample
+    inner._configure_main_framebuffer = _with_global(
+        inner._configure_main_framebuffer, pr.renderer, "glRenderbufferStorageMultisample",
+        lambda target, _, *rest: storage(target, 0, *rest))
 
 
 def kept_shadow_maps(pr, inner) -> None:
@@ -144,8 +150,7 @@ def lighting_once_a_pass(pr, inner) -> None:
 
 
 def cached_uniform_locations(pr, inner) -> None:
-    module, render = pr.shader_program, inner.render
-    lookup = module.glGetUniformLocation
+    lookup = pr.shader_program.glGetUniformLocation
     locations: dict = {}  # (program id, name) → location: the context's programs live as long as it
 
     def cached_lookup(program_id, name):
@@ -154,14 +159,7 @@ def cached_uniform_locations(pr, inner) -> None:
             locations[key] = lookup(program_id, name)
         return locations[key]
 
-    def render_with_cached_locations(*args, **kwargs):
-        module.glGetUniformLocation = cached_lookup  # for this renderer's passes only
-        try:
-            return render(*args, **kwargs)
-        finally:
-            module.glGetUniformLocation = lookup
-
-    inner.render = render_with_cached_locations
+    inner.render = _with_global(inner.render, pr.shader_program, "glGetUniformLocation", cached_lookup)
 
 
 def nodes_sorted_once_a_view(pr, inner) -> None:

@@ -8,8 +8,10 @@ Spawn, not fork: an OpenGL context must never be inherited by a child.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
+import secrets
 import socket
 import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -97,16 +99,42 @@ def start_executor(executor: Executor, workers: int) -> None:
         _connect_ray(_import_ray(), executor, workers)
 
 
-def _in_folder(folder: str, fn: Callable, task):
-    """fn(task) run from the driver's working folder, so that relative paths mean the same."""
+_per_run_caches: list = []
+_current_run = {"run": None}
+
+
+def per_run_cache(maxsize: int) -> Callable:
+    """functools.lru_cache whose entries last one run (one `run_tasks`) in a process: workers, the
+    process pool's and Ray's, are kept between runs, and a later run may find other files at the
+    same paths (a bank made again, a model file edited)."""
+
+    def decorate(fn: Callable) -> Callable:
+        cached = functools.lru_cache(maxsize=maxsize)(fn)
+        _per_run_caches.append(cached)
+        return cached
+
+    return decorate
+
+
+def _enter_run(run: str) -> None:
+    if _current_run["run"] != run:
+        for cache in _per_run_caches:
+            cache.cache_clear()
+        _current_run["run"] = run
+
+
+def _in_run(folder: str, run: str, fn: Callable, task):
+    """fn(task) run from the driver's working folder (so that relative paths mean the same), with
+    the per-run caches of run `run`."""
     os.chdir(folder)
+    _enter_run(run)
     return fn(task)
 
 
-def _run_on_ray(fn: Callable, tasks: Iterator, workers: int, executor: Executor) -> Iterator:
+def _run_on_ray(fn: Callable, tasks: Iterator, workers: int, executor: Executor, run: str) -> Iterator:
     start_executor(executor, workers)
     ray = _import_ray()
-    remote = ray.remote(num_cpus=1)(_in_folder)
+    remote = ray.remote(num_cpus=1)(_in_run)
     folder, pending = os.getcwd(), []
 
     def finished():
@@ -119,7 +147,7 @@ def _run_on_ray(fn: Callable, tasks: Iterator, workers: int, executor: Executor)
 
     try:
         for task in tasks:
-            pending.append(remote.remote(folder, fn, task))
+            pending.append(remote.remote(folder, run, fn, task))
             if len(pending) >= 2 * workers:
                 yield from finished()
         while pending:
@@ -135,18 +163,19 @@ def run_tasks(fn: Callable, tasks: Iterable, workers: int = 1, executor: Executo
     """Yield fn(task) for every task, in completion order; at most 2×workers tasks in flight."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    tasks = iter(tasks)
+    tasks, run = iter(tasks), secrets.token_hex(8)
     if executor.kind == "ray":
-        yield from _run_on_ray(fn, tasks, workers, executor)
+        yield from _run_on_ray(fn, tasks, workers, executor, run)
         return
     if workers == 1:
+        _enter_run(run)
         for task in tasks:
             yield fn(task)
         return
     pool, folder, pending = _process_pool(workers), os.getcwd(), set()
     try:
         for task in tasks:
-            pending.add(pool.submit(_in_folder, folder, fn, task))
+            pending.add(pool.submit(_in_run, folder, run, fn, task))
             if len(pending) >= 2 * workers:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (future.result() for future in done)

@@ -17,9 +17,7 @@ Scenes are split so that test vehicle models are never seen in training.
 
 from __future__ import annotations
 
-import functools
 import math
-import secrets
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,21 +54,11 @@ from ovbench.renderers import Camera, SceneObject, look_at, shared_renderer
 from ovbench.seeding import rng_for
 
 
-@functools.lru_cache(maxsize=256)
+@common.per_run_cache(maxsize=256)
 def vehicle_mesh(ref: ModelRef) -> trimesh.Trimesh:
-    """The model, built or loaded once per process and run: scenes reuse vehicle models (a street
-    takes 20-30 of a split's ~150 default models) and never change their meshes."""
+    """The model, built or loaded once a run: scenes reuse vehicle models (a street takes 20-30 of
+    a split's ~150 default models) and never change their meshes."""
     return load_model(ref)
-
-
-_models_run = {"run": None}
-
-
-def _forget_other_runs(run: str) -> None:
-    """Workers are kept between runs, and a model's files may have changed since another run."""
-    if _models_run["run"] != run:
-        vehicle_mesh.cache_clear()
-        _models_run["run"] = run
 
 
 GROUND_RADIUS = 11.0     # metres: objects stand inside this disc (open layout)
@@ -450,8 +438,7 @@ def _annotate(view: ViewObjects, placed: list[Placed], image_id: int, min_visibl
 
 def _make_scene(task: tuple) -> tuple[int, dict]:
     """Render one scene's missing views; returns (images made, orientation doubts)."""
-    split, scene, config, root, run = task
-    _forget_other_runs(run)
+    split, scene, config, root = task
     views = [v for v in range(config.views_per_scene)
              if scene * config.views_per_scene + v < split.images
              and not writer.item_done(root, split.name, split.first_id + scene * config.views_per_scene + v)]
@@ -554,8 +541,7 @@ def generate_dyce(config: DyceConfig, out: Path, workers: int = 1, resume: bool 
     if fresh is None:
         splits = dataset.load_manifest(out)["splits"]
         return writer.DatasetSummary(out, splits, 0.0, writer.mean_occlusion(out, list(splits)), made=False)
-    run = secrets.token_hex(8)
-    tasks = [(split, scene, config, out, run) for split in splits
+    tasks = [(split, scene, config, out) for split in splits
              for scene in range(math.ceil(split.images / config.views_per_scene))]
     done = sum(writer.item_done(out, s.name, s.first_id + i) for s in splits for i in range(s.images))
     doubts: dict = {}

@@ -13,10 +13,8 @@ output does not depend on the worker count, and a killed run resumes where it st
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -119,10 +117,10 @@ def _make_cutouts(task: tuple) -> int:
     return len(specs)
 
 
-@functools.lru_cache(maxsize=2)
-def load_bank(folder: Path, run: str = "") -> list[Cutout]:
-    """The cut-outs of a finished bank, read once per process and `run` (workers are kept between
-    runs, and a later build may make another bank at the same path)."""
+@common.per_run_cache(maxsize=2)
+def load_bank(folder: Path) -> list[Cutout]:
+    """The cut-outs of a finished bank, read once a run (a later build may make another bank at
+    the same path)."""
     bank = []
     for png in sorted(folder.glob("*.png")):
         meta = json.loads(png.with_suffix(".json").read_text())
@@ -222,8 +220,8 @@ def _write_composite(root: Path, image: np.ndarray, item: writer.Item) -> None:
 
 
 def _make_split_bases(task: tuple) -> int:
-    plan, positions, config, root, run = task
-    bank = load_bank(_bank_dir(root), run)
+    plan, positions, config, root = task
+    bank = load_bank(_bank_dir(root))
     composites = []
     # PNG encoding (zlib releases the GIL) and writing run on a thread while the next base renders.
     with ThreadPoolExecutor(max_workers=1) as encoder:
@@ -266,8 +264,7 @@ def generate_ovd(config: OvdConfig, out: Path, workers: int = 1, resume: bool = 
         return writer.DatasetSummary(out, splits, 0.0, writer.mean_occlusion(out, list(splits)), made=False)
     discard = (lambda: writer.discard_dataset(out)) if fresh else None
     _build_bank(config, occluder_listing, out, workers, progress, discard, executor)
-    run = secrets.token_hex(8)
-    tasks = [(plan, list(range(i, min(i + BASES_PER_TASK, len(plan.bases)))), config, out, run)
+    tasks = [(plan, list(range(i, min(i + BASES_PER_TASK, len(plan.bases)))), config, out)
              for plan in plans for i in range(0, len(plan.bases), BASES_PER_TASK)]
     done = sum(writer.item_done(out, p.name, p.first_id + i) for p in plans for i in range(p.images))
     common.run_with_progress(_make_split_bases, tasks, workers=workers, total=sum(p.images for p in plans),

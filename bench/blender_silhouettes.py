@@ -26,7 +26,7 @@ def main(job_path: str) -> None:
     scene.render.film_transparent = True
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGBA"
-    scene.display.render_aa = "OFF"  # exact silhouettes, like pyrender's SEG pass
+    scene.display.render_aa = "OFF"  # exact silhouettes, like ovbench's instance pass
     scene.display.shading.light = "FLAT"
     scene.display.shading.color_type = "SINGLE"
     camera_data = bpy.data.cameras.new("camera")

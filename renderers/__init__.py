@@ -1,9 +1,9 @@
-"""Rendering backends (imported as ovbench.renderers): pyrender offscreen through EGL."""
+"""Rendering backends (imported as ovbench.renderers): OpenGL offscreen through EGL."""
 
-from .gl import APT_FIX, offscreen_renderer
+from .gl import APT_FIX, gl_context
 from .scene import Camera, Lighting, Renderer, SceneObject, look_at, shared_renderer
 
 __all__ = [
-    "APT_FIX", "Camera", "Lighting", "Renderer", "SceneObject", "look_at", "offscreen_renderer",
+    "APT_FIX", "Camera", "Lighting", "Renderer", "SceneObject", "gl_context", "look_at",
     "shared_renderer",
 ]

@@ -54,12 +54,22 @@ def import_pyrender():
 
 
 @functools.lru_cache(maxsize=1)
-def offscreen_renderer():
-    """The process's one pyrender OffscreenRenderer (callers set its viewport size), or
-    GLUnavailable with the line that fixes the machine. It is never deleted: pyrender's delete
-    terminates the process's EGL display, which would break every other context."""
+def _context_holder():
+    """pyrender's offscreen renderer, kept for the process's life as the owner of its one OpenGL
+    context (pyrender's EGL context knows the machine's devices). It is never deleted: pyrender's
+    delete terminates the process's EGL display, which would break every other context."""
     pyrender = import_pyrender()
     try:
         return pyrender.OffscreenRenderer(64, 64)
     except Exception as exc:  # PyOpenGL raises many types for a missing driver
         raise GLUnavailable(_explain(exc)) from exc
+
+
+def gl_context():
+    """PyOpenGL's GL module with the process's OpenGL context current (again: code that makes a
+    pyrender renderer of its own makes another context current), or GLUnavailable with the line
+    that fixes the machine."""
+    _context_holder()._platform.make_current()
+    from OpenGL import GL
+
+    return GL

@@ -1,28 +1,32 @@
 """Offscreen rendering of a scene of meshes: lit RGB, exact instance ids and depth, solo passes.
 
-Every pass is single-sampled (see tuning.py): masks and depth come from pyrender's SEG pass and are
-exact; colour images are antialiased on the image (`soften_edges`).
-Every pass draws both faces of every triangle (`_both_sides`), so open meshes render whole.
+The renderer draws with its own small OpenGL programs (shaders.py) on the process's one context:
+a scene is one vertex buffer in world space, drawn object by object, so a pass costs its pixels
+and triangles rather than per-object bookkeeping. Every pass is single-sampled: masks and depth
+are exact and agree pixel for pixel with the colour images, which are antialiased on the image
+(`soften_edges`). Open meshes (and any whose back faces a camera can see) are drawn from both
+sides, lit on the side that is seen; closed ones with back faces culled.
 
 Solo passes ("object k alone") may draw several objects at once when their screen boxes (the
 projection of each one's bounding box, a pixel of margin around it) keep apart: no pixel of one
 can then be touched by another, so each gets exactly the pixels, depth and colours of its own
 pass at a fraction of the cost. With sun shadows, the sun's shadow map is the whole scene's,
-rendered once per scene and kept for every colour pass: an object drawn alone keeps the shadows
+drawn once per scene and kept for every colour pass: an object drawn alone keeps the shadows
 the others cast on it, as in the scene (its hidden part continues its visible part).
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 import trimesh
 
+from . import shaders
 from .antialias import soften_edges
-from .gl import import_pyrender, offscreen_renderer
-from .tuning import tune
+from .gl import gl_context
 
 
 def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
@@ -71,15 +75,6 @@ class Lighting:
     sky: float = 0.0
 
 
-def _seg_color(instance_id: int) -> tuple:
-    return (instance_id & 255, (instance_id >> 8) & 255, (instance_id >> 16) & 255)
-
-
-def _decode_ids(seg: np.ndarray) -> np.ndarray:
-    seg = seg.astype(np.int32)
-    return seg[..., 0] | (seg[..., 1] << 8) | (seg[..., 2] << 16)
-
-
 def _has_visible_back_faces(mesh: trimesh.Trimesh) -> bool:
     """Whether a camera outside the mesh can see one of its back faces first. Not for a closed
     surface wound outward in every piece: a ray enters each piece through a front face. Kept in
@@ -100,132 +95,409 @@ def _find_visible_back_faces(mesh: trimesh.Trimesh) -> bool:
     return bool((np.bincount(pieces, weights=signed_volumes) <= 0).any())
 
 
-def _both_sides(pr, mesh: trimesh.Trimesh):
-    """The mesh as pyrender geometry drawn from both sides in every pass. pyrender culls back faces,
-    and its SEG and depth passes ignore a material's doubleSided, so an open mesh would lose every
-    surface seen from behind. Such a mesh gets each triangle twice, once reversed with flipped
-    normals (inner sides are lit as such); culling keeps exactly one copy from any camera. A closed
-    mesh is drawn as it is: its back faces are never in front, and a second copy would double the
-    colour pass's cost (llvmpipe shades the hidden far side too)."""
+@dataclass(frozen=True)
+class _Material:
+    """A surface's metallic-roughness material, read from trimesh's visual as pyrender reads it.
+    Textures are PIL images (None: white, so the factor alone counts)."""
+
+    base_colour: tuple = (1.0, 1.0, 1.0, 1.0)
+    metallic: float = 0.2
+    roughness: float = 0.8
+    emissive: tuple = (0.0, 0.0, 0.0)
+    textures: tuple = (None, None, None)  # base colour (sRGB), metallic-roughness, emissive (sRGB)
+
+
+def _unit_colour(colour, default) -> tuple:
+    if colour is None:
+        return default
+    colour = np.asarray(colour, dtype=np.float64)
+    return tuple(colour / 255.0 if np.asarray(colour).max() > 1.0 else colour)
+
+
+def _material(mesh: trimesh.Trimesh) -> _Material:
+    visual = mesh.visual
+    if visual.kind in ("face", "vertex"):
+        return _Material()
+    if visual.kind != "texture":
+        return _Material(base_colour=(0.3, 0.3, 0.3, 1.0))
+    found = visual.material
+    if isinstance(found, trimesh.visual.material.SimpleMaterial):
+        # An OBJ/MTL (Phong) material is a dielectric; pyrender's roughness for its shininess.
+        shininess = found.kwargs.get("Ns", 1.0)
+        shininess = float(shininess[0] if isinstance(shininess, list) else shininess)
+        return _Material(_unit_colour(found.diffuse, (1.0,) * 4), 0.0, (2 / (shininess + 2)) ** 0.25,
+                         textures=(found.image, None, None))
+    if not isinstance(found, trimesh.visual.material.PBRMaterial):
+        found = found.to_pbr()
+
+    def factor(value, default):
+        return default if value is None else float(value)
+
+    return _Material(_unit_colour(found.baseColorFactor, (1.0,) * 4), factor(found.metallicFactor, 1.0),
+                     factor(found.roughnessFactor, 1.0), _unit_colour(found.emissiveFactor, (0.0,) * 3),
+                     (found.baseColorTexture, found.metallicRoughnessTexture, found.emissiveTexture))
+
+
+CORNER_FLOATS = 12  # a triangle corner: position 3, normal 3, texture coordinate 2, colour 4
+
+
+@dataclass(frozen=True)
+class _Surface:
+    """A mesh ready to draw, in its own frame: one row of CORNER_FLOATS per triangle corner."""
+
+    corners: np.ndarray
+    material: _Material
+    two_sided: bool
+
+
+def _surface(mesh: trimesh.Trimesh) -> _Surface:
+    """Kept in the mesh's trimesh cache with the visual's hash (scenes reuse vehicle models; a
+    changed colour makes a new surface)."""
+    key, visual_hash = "ovbench_surface", hash(mesh.visual)
+    kept = mesh._cache[key] if key in mesh._cache else None
+    if kept is None or kept[0] != visual_hash:
+        kept = (visual_hash, _make_surface(mesh))
+        mesh._cache[key] = kept
+    return kept[1]
+
+
+def _make_surface(mesh: trimesh.Trimesh) -> _Surface:
+    faces = mesh.faces
+    corners = np.ones((len(faces) * 3, CORNER_FLOATS), np.float32)
+    corners[:, 0:3] = mesh.vertices[faces].reshape(-1, 3)
     # Face colours and faceted solids (metadata flat_shading, e.g. procedural vehicles) are drawn
     # flat; vertex colours and file meshes' textures smooth.
-    smooth = mesh.visual.kind != "face" and not mesh.metadata.get("flat_shading", False)
-    (front,) = pr.Mesh.from_trimesh(mesh, smooth=smooth).primitives
-    if not _has_visible_back_faces(mesh):
-        return pr.Mesh(primitives=[front])
-    count = len(front.positions)
-    # Flat shading unrolls the triangles: vertex k of face f is row 3f + k.
-    faces = np.arange(count).reshape(-1, 3) if front.indices is None else front.indices.astype(np.int64)
-    twice = {name: np.concatenate([value, value]) for name in ("positions", "texcoord_0", "color_0")
-             if (value := getattr(front, name)) is not None}
-    front.material.doubleSided = False  # else the copy drawn first would show on both sides
-    return pr.Mesh(primitives=[pr.Primitive(
-        **twice, normals=np.concatenate([front.normals, -front.normals]),
-        indices=np.concatenate([faces, faces[:, ::-1] + count]), material=front.material)])
+    flat = mesh.visual.kind == "face" or mesh.metadata.get("flat_shading", False)
+    normals = np.repeat(mesh.face_normals, 3, axis=0) if flat else mesh.vertex_normals[faces].reshape(-1, 3)
+    corners[:, 3:6] = normals
+    visual = mesh.visual
+    if visual.kind == "texture" and visual.uv is not None and len(visual.uv):
+        corners[:, 6:8] = visual.uv[faces].reshape(-1, 2)
+    else:
+        corners[:, 6:8] = 0.0
+    if visual.kind == "face":
+        corners[:, 8:12] = np.repeat(visual.face_colors, 3, axis=0) / 255.0
+    elif visual.kind == "vertex":
+        corners[:, 8:12] = visual.vertex_colors[faces].reshape(-1, 4) / 255.0
+    return _Surface(corners, _material(mesh), _has_visible_back_faces(mesh))
+
+
+def _projection(camera: Camera, aspect: float) -> np.ndarray:
+    """OpenGL perspective projection (as pyrender's PerspectiveCamera)."""
+    focal = 1.0 / np.tan(camera.yfov / 2)
+    near, far = camera.znear, camera.zfar
+    return np.array([[focal / aspect, 0, 0, 0], [0, focal, 0, 0],
+                     [0, 0, (far + near) / (near - far), 2 * far * near / (near - far)], [0, 0, -1, 0]])
+
+
+SHADOW_MAP_SIZE = 2048
+
+
+def _sun_matrix(bounds: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """The sun's shadow camera (projection × view): orthographic, spanning the scene's bounding
+    sphere and a depth range of 4 diagonals from a diagonal behind the scene's centre (pyrender
+    spans twice the diagonal and 10 diagonals: a quarter of the texels on the scene, and a depth
+    bias ten times coarser)."""
+    scale = float(np.linalg.norm(bounds[1] - bounds[0])) or 1.0
+    pose = look_at((0, 0, 0), direction)
+    pose[:3, 3] = bounds.mean(axis=0) - direction / np.linalg.norm(direction) * scale
+    near, far, half = 0.01 * scale, 4.0 * scale, scale / 2
+    projection = np.diag([1 / half, 1 / half, 2 / (near - far), 1.0])
+    projection[2, 3] = (far + near) / (near - far)
+    return projection @ np.linalg.inv(pose)
 
 
 @functools.lru_cache(maxsize=1)
-def _sun_class(pr):
-    class Sun(pr.DirectionalLight):
-        """pyrender's directional light with a shadow map fitted to the scene: its orthographic
-        shadow camera spans the scene's bounding sphere (pyrender's spans twice its diagonal,
-        a quarter of the texels on the scene) and a depth range of 4 diagonals (pyrender's 10),
-        which scales its depth bias down to centimetres."""
+def _programs() -> dict:
+    """The context's three programs (instance ids and depth, depth only, lit colour), each with its
+    uniform locations."""
+    gl = gl_context()
 
-        def _get_shadow_camera(self, scene_scale):
-            return pr.OrthographicCamera(znear=0.01 * scene_scale, zfar=4.0 * scene_scale,
-                                         xmag=scene_scale / 2, ymag=scene_scale / 2)
+    def build(fragment: str) -> tuple[int, dict]:
+        program = gl.glCreateProgram()
+        for kind, source in ((gl.GL_VERTEX_SHADER, shaders.VERTEX), (gl.GL_FRAGMENT_SHADER, fragment)):
+            shader = gl.glCreateShader(kind)
+            gl.glShaderSource(shader, source)
+            gl.glCompileShader(shader)
+            if not gl.glGetShaderiv(shader, gl.GL_COMPILE_STATUS):
+                raise RuntimeError(f"shader compile failed: {gl.glGetShaderInfoLog(shader).decode()}")
+            gl.glAttachShader(program, shader)
+        gl.glLinkProgram(program)
+        if not gl.glGetProgramiv(program, gl.GL_LINK_STATUS):
+            raise RuntimeError(f"program link failed: {gl.glGetProgramInfoLog(program).decode()}")
+        count = gl.glGetProgramiv(program, gl.GL_ACTIVE_UNIFORMS)
+        names = [gl.glGetActiveUniform(program, k)[0].decode() for k in range(count)]
+        return program, {name: gl.glGetUniformLocation(program, name) for name in names}
 
-    return Sun
+    return {"ids": build(shaders.IDS), "depth": build(shaders.DEPTH_ONLY), "lit": build(shaders.LIT)}
+
+
+def _texture(gl, image: np.ndarray | tuple, internal, fmt, kind, filters=None) -> int:
+    """A 2D texture of `image` (rows top first, as images are stored; GL's rows go bottom up), or
+    an empty one of that (height, width)."""
+    texture = gl.glGenTextures(1)
+    gl.glBindTexture(gl.GL_TEXTURE_2D, texture)
+    gl.glPixelStorei(gl.GL_UNPACK_ALIGNMENT, 1)
+    if isinstance(image, tuple):
+        (height, width), data = image, None
+    else:
+        (height, width), data = image.shape[:2], np.ascontiguousarray(image[::-1])
+    gl.glTexImage2D(gl.GL_TEXTURE_2D, 0, internal, width, height, 0, fmt, kind, data)
+    if filters is None:  # a material's texture: sampled as pyrender samples it
+        gl.glGenerateMipmap(gl.GL_TEXTURE_2D)
+        filters = (gl.GL_LINEAR_MIPMAP_LINEAR, gl.GL_LINEAR)
+    gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_MIN_FILTER, filters[0])
+    gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_MAG_FILTER, filters[1])
+    return texture
+
+
+def _image_texture(gl, image) -> int:
+    rgba = np.asarray(image.convert("RGBA"), np.uint8)
+    return _texture(gl, rgba, gl.GL_RGBA8, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE)
+
+
+@functools.lru_cache(maxsize=1)
+def _white_texture() -> int:
+    gl = gl_context()
+    return _texture(gl, np.full((1, 1, 4), 255, np.uint8), gl.GL_RGBA8, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE)
+
+
+def _shadow_texture(gl, size: int) -> int:
+    texture = _texture(gl, (size, size), gl.GL_DEPTH_COMPONENT24, gl.GL_DEPTH_COMPONENT,
+                       gl.GL_FLOAT, (gl.GL_LINEAR, gl.GL_LINEAR))
+    gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_COMPARE_MODE, gl.GL_COMPARE_REF_TO_TEXTURE)
+    gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_COMPARE_FUNC, gl.GL_LEQUAL)
+    for wrap in (gl.GL_TEXTURE_WRAP_S, gl.GL_TEXTURE_WRAP_T):  # beyond the map: in the sun
+        gl.glTexParameteri(gl.GL_TEXTURE_2D, wrap, gl.GL_CLAMP_TO_BORDER)
+    gl.glTexParameterfv(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_BORDER_COLOR, (1.0, 1.0, 1.0, 1.0))
+    return texture
+
+
+@functools.lru_cache(maxsize=None)
+def _framebuffers(width: int, height: int) -> dict:
+    """Per image size: an instance id and depth target (RG32F) and a colour target (RGBA8),
+    sharing one depth buffer; renderers of a size share them (each pass is read back at once)."""
+    gl = gl_context()
+    depth = gl.glGenRenderbuffers(1)
+    gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, depth)
+    gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, gl.GL_DEPTH_COMPONENT24, width, height)
+    found = {}
+    for name, internal in (("ids", gl.GL_RG32F), ("lit", gl.GL_RGBA8)):
+        colour = gl.glGenRenderbuffers(1)
+        gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, colour)
+        gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, internal, width, height)
+        found[name] = gl.glGenFramebuffers(1)
+        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, found[name])
+        gl.glFramebufferRenderbuffer(gl.GL_FRAMEBUFFER, gl.GL_COLOR_ATTACHMENT0, gl.GL_RENDERBUFFER, colour)
+        gl.glFramebufferRenderbuffer(gl.GL_FRAMEBUFFER, gl.GL_DEPTH_ATTACHMENT, gl.GL_RENDERBUFFER, depth)
+        if gl.glCheckFramebufferStatus(gl.GL_FRAMEBUFFER) != gl.GL_FRAMEBUFFER_COMPLETE:
+            raise RuntimeError(f"{name} framebuffer incomplete at {width}×{height}")
+    return found
+
+
+def _matrix(gl, location: int, matrix: np.ndarray) -> None:
+    gl.glUniformMatrix4fv(location, 1, gl.GL_TRUE, np.ascontiguousarray(matrix, np.float32))
+
+
+@dataclass
+class _Part:
+    """One object or piece of scenery in the scene's vertex buffer."""
+
+    first: int                # first corner
+    count: int                # corners
+    surface: _Surface
+    mirrored: bool            # a pose with a reflection turns the winding over
+    corners: np.ndarray       # its bounding box's 8 corners in the world
 
 
 class Renderer:
     """A scene and an image size on the process's one OpenGL context: load a scene with
-    `set_scene`, then render it from any camera. Renderers are cheap; make as many as needed."""
+    `set_scene`, then render it from any camera. Renderers are cheap; make as many as needed
+    (a scene's GL buffers last until the next set_scene; the shadow map, once made, as long as
+    the process)."""
 
     def __init__(self, width: int, height: int | None = None):
-        self._pyrender = import_pyrender()
         self.width, self.height = int(width), int(height or width)
-        self._gl = offscreen_renderer()
-        tune(self._pyrender, self._gl)
-        self._scene = None
-        self._nodes: list = []
-        self._scenery: list = []
-        self._camera_node = None
-        self._colour_flags = 0
+        self._gl = gl_context()
+        self._programs = _programs()
+        self._targets = _framebuffers(self.width, self.height)
+        self._parts: list[_Part] = []
+        self._count = 0            # objects; parts after them are scenery
+        self._buffers: tuple = ()  # vertex array and buffer of the scene
+        self._textures: dict = {}  # id of a material's image → (image, texture)
+        self._lighting = Lighting()
+        self._background = (0.0, 0.0, 0.0)
+        self._sun_matrix = np.eye(4)
+        self._shadow: tuple | None = None  # shadow map framebuffer and texture, made on first use
+        self._shadow_drawn = False
 
     def set_scene(self, objects: list[SceneObject], lighting: Lighting | None = None,
                   background=(0.0, 0.0, 0.0), scenery: list[SceneObject] = ()) -> None:
         """Objects get instance ids 1..n; scenery (ground, buildings) is drawn in colour only."""
-        pr = self._pyrender
-        lighting = lighting or Lighting()
-        scene = pr.Scene(bg_color=(*background, 1.0), ambient_light=(lighting.ambient,) * 3)
+        gl = self._gl
+        self._lighting, self._background = lighting or Lighting(), tuple(background)
+        placed = [(obj, _surface(obj.mesh)) for obj in (*objects, *scenery)]
+        corners = np.empty((sum(len(s.corners) for _, s in placed), CORNER_FLOATS + 1), np.float32)
+        self._parts, first = [], 0
+        for k, (obj, surface) in enumerate(placed):
+            pose = np.asarray(obj.pose, dtype=np.float64)
+            rows = corners[first:first + len(surface.corners)]
+            rows[:, :CORNER_FLOATS] = surface.corners
+            rows[:, 0:3] = surface.corners[:, 0:3] @ pose[:3, :3].T + pose[:3, 3]
+            rows[:, 3:6] = surface.corners[:, 3:6] @ np.linalg.inv(pose[:3, :3])
+            rows[:, CORNER_FLOATS] = k + 1 if k < len(objects) else 0
+            box = trimesh.transform_points(trimesh.bounds.corners(obj.mesh.bounds), pose)
+            self._parts.append(_Part(first, len(surface.corners), surface, np.linalg.det(pose[:3, :3]) < 0, box))
+            first += len(surface.corners)
+        self._count = len(objects)
+        self._release()
+        vertex_array, vertex_buffer = gl.glGenVertexArrays(1), gl.glGenBuffers(1)
+        gl.glBindVertexArray(vertex_array)
+        gl.glBindBuffer(gl.GL_ARRAY_BUFFER, vertex_buffer)
+        gl.glBufferData(gl.GL_ARRAY_BUFFER, corners.nbytes, corners, gl.GL_STATIC_DRAW)
+        stride = corners.strides[0]
+        for location, (offset, size) in enumerate(((0, 3), (3, 3), (6, 2), (8, 4), (12, 1))):
+            gl.glEnableVertexAttribArray(location)
+            gl.glVertexAttribPointer(location, size, gl.GL_FLOAT, gl.GL_FALSE, stride, ctypes.c_void_p(offset * 4))
+        self._buffers = (vertex_array, vertex_buffer)
+        for part in self._parts:
+            for image in part.surface.material.textures:
+                if image is not None and id(image) not in self._textures:
+                    self._textures[id(image)] = (image, _image_texture(gl, image))  # keeps the image alive
+        if len(corners):
+            bounds = np.array([corners[:, 0:3].min(axis=0), corners[:, 0:3].max(axis=0)], np.float64)
+            self._sun_matrix = _sun_matrix(bounds, np.asarray(self._lighting.sun_direction, np.float64))
+        self._shadow_drawn = False
 
-        def add(obj):
-            return scene.add(_both_sides(pr, obj.mesh), pose=obj.pose)
+    def _release(self) -> None:
+        gl = self._gl
+        if self._buffers:
+            gl.glDeleteVertexArrays(1, [self._buffers[0]])
+            gl.glDeleteBuffers(1, [self._buffers[1]])
+            self._buffers = ()
+        if self._textures:
+            gl.glDeleteTextures([texture for _, texture in self._textures.values()])
+            self._textures = {}
 
-        self._nodes = [add(obj) for obj in objects]
-        self._scenery = [add(obj) for obj in scenery]
-        sun = _sun_class(pr)(color=np.ones(3), intensity=lighting.sun_intensity)
-        scene.add(sun, pose=look_at((0, 0, 0), lighting.sun_direction))
-        if lighting.sky > 0:
-            # A point light far overhead lights like a second sun from the zenith; pyrender only
-            # casts shadows from directional lights here, so it casts none.
-            height = 10_000.0
-            pose = np.eye(4)
-            pose[2, 3] = height
-            scene.add(pr.PointLight(color=np.ones(3), intensity=lighting.sky * height ** 2), pose=pose)
-        self._camera_node = scene.add(pr.PerspectiveCamera(yfov=np.radians(35.0)))
-        self._colour_flags = pr.RenderFlags.SHADOWS_DIRECTIONAL if lighting.shadows else 0
-        self._scene = scene
-
-    def _aim(self, camera: Camera) -> None:
-        if self._scene is None:
+    def _check_scene(self) -> None:
+        if not self._buffers:
             raise RuntimeError("Renderer.set_scene must be called before rendering")
-        self._gl.viewport_width, self._gl.viewport_height = self.width, self.height
-        node = self._camera_node
-        node.camera.yfov, node.camera.znear, node.camera.zfar = camera.yfov, camera.znear, camera.zfar
-        node.camera.aspectRatio = self.width / self.height
-        self._scene.set_pose(node, camera.pose)
 
-    def _seg(self, camera: Camera, seg_map: dict):
-        self._aim(camera)
-        color, depth = self._gl.render(self._scene, self._pyrender.RenderFlags.SEG, seg_map)
-        return color, depth
+    def _draw(self, indices) -> None:
+        """The parts `indices`, in that order (the order decides ties in the depth test, so
+        every pass keeps it)."""
+        gl, culling = self._gl, None
+        for k in indices:
+            part = self._parts[k]
+            if culling != (not part.surface.two_sided):
+                culling = not part.surface.two_sided
+                (gl.glEnable if culling else gl.glDisable)(gl.GL_CULL_FACE)
+            gl.glFrontFace(gl.GL_CW if part.mirrored else gl.GL_CCW)
+            gl.glDrawArrays(gl.GL_TRIANGLES, part.first, part.count)
+
+    def _begin(self, framebuffer: int, program: str, matrix: np.ndarray, clear: tuple,
+               size: tuple | None = None) -> dict:
+        gl = gl_context()
+        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, framebuffer)
+        gl.glViewport(0, 0, *(size or (self.width, self.height)))
+        gl.glClearColor(*clear)
+        gl.glEnable(gl.GL_DEPTH_TEST)
+        gl.glDepthFunc(gl.GL_LESS)
+        gl.glDepthMask(gl.GL_TRUE)
+        gl.glDisable(gl.GL_BLEND)
+        gl.glDisable(gl.GL_SCISSOR_TEST)
+        gl.glClear(gl.GL_COLOR_BUFFER_BIT | gl.GL_DEPTH_BUFFER_BIT)
+        program, locations = self._programs[program]
+        gl.glUseProgram(program)
+        gl.glBindVertexArray(self._buffers[0])
+        _matrix(gl, locations["view_projection"], matrix)
+        return locations
+
+    def _view_projection(self, camera: Camera) -> np.ndarray:
+        return _projection(camera, self.width / self.height) @ np.linalg.inv(camera.pose)
+
+    def _read(self, fmt, kind, channels: int, dtype) -> np.ndarray:
+        out = np.empty((self.height, self.width, channels), dtype)
+        self._gl.glPixelStorei(self._gl.GL_PACK_ALIGNMENT, 1)  # rows of any width, unpadded
+        self._gl.glReadPixels(0, 0, self.width, self.height, fmt, kind, out)
+        return out[::-1]
+
+    def _ids_pass(self, camera: Camera, indices) -> tuple[np.ndarray, np.ndarray]:
+        self._check_scene()
+        gl = self._gl
+        self._begin(self._targets["ids"], "ids", self._view_projection(camera), (0.0, 0.0, 0.0, 0.0))
+        self._draw(indices)
+        found = self._read(gl.GL_RG, gl.GL_FLOAT, 2, np.float32)
+        return found[..., 0].astype(np.int32), np.ascontiguousarray(found[..., 1])
 
     def instances(self, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
         """Instance-id map (0 background, k for objects[k-1]) and linear depth (0 background)."""
-        seg_map = {node: _seg_color(k + 1) for k, node in enumerate(self._nodes)}
-        color, depth = self._seg(camera, seg_map)
-        return _decode_ids(color), depth
+        return self._ids_pass(camera, range(self._count))
 
     def solo(self, camera: Camera, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Object `index` alone: its amodal mask and its own depth (0 where it is absent)."""
-        _, depth = self._seg(camera, {self._nodes[index]: (255, 255, 255)})
-        return depth > 0, depth
+        ids, depth = self._ids_pass(camera, [index])
+        return ids > 0, depth
+
+    def _draw_shadow_map(self) -> None:
+        gl = self._gl
+        if self._shadow is None:
+            texture = _shadow_texture(gl, SHADOW_MAP_SIZE)
+            framebuffer = gl.glGenFramebuffers(1)
+            gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, framebuffer)
+            gl.glFramebufferTexture2D(gl.GL_FRAMEBUFFER, gl.GL_DEPTH_ATTACHMENT, gl.GL_TEXTURE_2D, texture, 0)
+            gl.glDrawBuffer(gl.GL_NONE)
+            gl.glReadBuffer(gl.GL_NONE)
+            self._shadow = (framebuffer, texture)
+        self._begin(self._shadow[0], "depth", self._sun_matrix, (0.0, 0.0, 0.0, 0.0),
+                    (SHADOW_MAP_SIZE, SHADOW_MAP_SIZE))
+        self._draw(range(len(self._parts)))  # every mesh casts, whichever a pass shows
+        self._shadow_drawn = True
+
+    def _lit_pass(self, camera: Camera, indices) -> np.ndarray:
+        self._check_scene()
+        gl, lighting = self._gl, self._lighting
+        if lighting.shadows and not self._shadow_drawn:
+            self._draw_shadow_map()
+        where = self._begin(self._targets["lit"], "lit", self._view_projection(camera), (*self._background, 1.0))
+        sun = -np.asarray(lighting.sun_direction, np.float64)
+        gl.glUniform3f(where["camera_position"], *camera.pose[:3, 3])
+        gl.glUniform3f(where["sun_towards"], *(sun / np.linalg.norm(sun)))
+        gl.glUniform3f(where["sun_radiance"], *(lighting.sun_intensity,) * 3)
+        gl.glUniform3f(where["sky_radiance"], *(lighting.sky,) * 3)
+        gl.glUniform3f(where["ambient"], *(lighting.ambient,) * 3)
+        gl.glUniform1i(where["shadows"], int(lighting.shadows))
+        _matrix(gl, where["shadow_matrix"], self._sun_matrix)
+        for unit, name in enumerate(("base_colour_texture", "metallic_roughness_texture", "emissive_texture",
+                                     "shadow_map")):
+            gl.glUniform1i(where[name], unit)
+        gl.glActiveTexture(gl.GL_TEXTURE3)
+        gl.glBindTexture(gl.GL_TEXTURE_2D, self._shadow[1] if lighting.shadows else _white_depth_texture())
+        current = None
+        for k in indices:
+            surface = self._parts[k].surface
+            if surface.material is not current:
+                current = surface.material
+                for unit, image in enumerate(current.textures):
+                    gl.glActiveTexture(gl.GL_TEXTURE0 + unit)
+                    gl.glBindTexture(gl.GL_TEXTURE_2D, _white_texture() if image is None
+                                     else self._textures[id(image)][1])
+                gl.glUniform4f(where["base_colour_factor"], *current.base_colour)
+                gl.glUniform1f(where["metallic_factor"], current.metallic)
+                gl.glUniform1f(where["roughness_factor"], current.roughness)
+                gl.glUniform3f(where["emissive_factor"], *current.emissive)
+            gl.glUniform1i(where["two_sided"], int(surface.two_sided))
+            self._draw([k])
+        return soften_edges(np.ascontiguousarray(self._read(gl.GL_RGB, gl.GL_UNSIGNED_BYTE, 3, np.uint8)))
 
     def rgb(self, camera: Camera) -> np.ndarray:
-        """Lit colour image (uint8 H×W×3, edges antialiased; take masks and depth from the SEG
-        passes)."""
-        self._aim(camera)
-        color, _ = self._gl.render(self._scene, self._colour_flags)
-        return soften_edges(color)
-
-    def _rgb_only(self, camera: Camera, indices) -> np.ndarray:
-        """The objects `indices` alone, lit exactly as in the scene, on the background colour."""
-        shown = {self._nodes[k] for k in indices}
-        hidden = [node for node in self._nodes if node not in shown] + self._scenery
-        for node in hidden:
-            node.mesh.is_visible = False
-        try:
-            return self.rgb(camera)
-        finally:
-            for node in hidden:
-                node.mesh.is_visible = True
+        """Lit colour image (uint8 H×W×3, edges antialiased; take masks and depth from the
+        instance and solo passes)."""
+        return self._lit_pass(camera, range(len(self._parts)))
 
     def rgb_solo(self, camera: Camera, index: int) -> np.ndarray:
         """Object `index` alone, lit exactly as in the scene, on the background colour."""
-        return self._rgb_only(camera, [index])
+        return self._lit_pass(camera, [index])
 
     def screen_boxes(self, camera: Camera, indices) -> dict[int, tuple | None]:
         """Per object: the pixels its bounding box can touch, (row0, row1, col0, col1) half-open
@@ -236,9 +508,7 @@ class Renderer:
         focal_x = focal_y * self.height / self.width
         boxes = {}
         for k in indices:
-            node = self._nodes[k]
-            corners = trimesh.bounds.corners(node.mesh.bounds)
-            points = trimesh.transform_points(corners, view @ self._scene.get_pose(node))
+            points = trimesh.transform_points(self._parts[k].corners, view)
             distance = -points[:, 2]
             if (distance <= camera.znear).all():
                 boxes[k] = None
@@ -255,7 +525,7 @@ class Renderer:
 
     def _apart(self, camera: Camera, indices) -> list[list[int]]:
         """The objects that can be seen, in groups whose screen boxes do not meet (greedy, largest
-        box first)."""
+        box first); each group in index order."""
         boxes = {k: box for k, box in self.screen_boxes(camera, indices).items() if box is not None}
         groups: list[list[int]] = []
         for k in sorted(boxes, key=lambda k: -(boxes[k][1] - boxes[k][0]) * (boxes[k][3] - boxes[k][2])):
@@ -267,15 +537,14 @@ class Renderer:
                     break
             else:
                 groups.append([k])
-        return groups
+        return [sorted(group) for group in groups]
 
     def solos(self, camera: Camera, indices) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """`solo` for each of `indices`, objects whose screen boxes keep apart drawn in one pass."""
         empty = (np.zeros((self.height, self.width), bool), np.zeros((self.height, self.width), np.float32))
         found = {k: empty for k in indices}
         for group in self._apart(camera, indices):
-            color, depth = self._seg(camera, {self._nodes[k]: _seg_color(k + 1) for k in group})
-            ids = _decode_ids(color)
+            ids, depth = self._ids_pass(camera, group)
             for k in group:
                 mask = ids == k + 1
                 found[k] = (mask, np.where(mask, depth, np.float32(0)))
@@ -287,9 +556,16 @@ class Renderer:
         amodal mask), not elsewhere."""
         found = {}
         for group in self._apart(camera, indices):
-            image = self._rgb_only(camera, group)
+            image = self._lit_pass(camera, group)
             found.update({k: image for k in group})
         return found
+
+
+@functools.lru_cache(maxsize=1)
+def _white_depth_texture() -> int:
+    """Bound as the shadow map when a scene casts no shadows (never sampled then)."""
+    gl = gl_context()
+    return _shadow_texture(gl, 1)
 
 
 @functools.lru_cache(maxsize=None)

@@ -182,7 +182,7 @@ def test_depth_layering_on_a_small_dyce(small_dyce, tmp_path, cli):
 def test_street_scenery_hides_no_object_and_masks_are_solo_renders(seed):
     config = DyceConfig()
     splits, _ = _plan_splits(DyceConfig(models=20))
-    placed, plan, _ = street_layout(config, splits[0].vehicles, rng_for(seed, "street"))
+    placed, plan, _ = street_layout(config, splits[0], rng_for(seed, "street"))
     scenery = SceneObject(street_scenery(plan, rng_for(seed, "scenery")))
     objects = [SceneObject(p.mesh, p.pose) for p in placed]
     prints = [Footprint.of(p.mesh, p.pose) for p in placed]
@@ -203,7 +203,7 @@ def test_street_scenery_hides_no_object_and_masks_are_solo_renders(seed):
 
 def test_street_objects_keep_clear_of_each_other_and_of_the_set():
     splits, _ = _plan_splits(DyceConfig(models=20))
-    placed, plan, _ = street_layout(DyceConfig(), splits[0].vehicles, rng_for(3, "street"))
+    placed, plan, _ = street_layout(DyceConfig(), splits[0], rng_for(3, "street"))
     lo, hi = DyceConfig().object_range()
     assert lo <= len(placed) <= hi and sum(p.model_id is not None for p in placed) >= len(placed) // 3
     prints = [Footprint.of(p.mesh, p.pose) for p in placed]

@@ -28,9 +28,9 @@ def atomic_path(path: Path):
             tmp.unlink()
 
 
-def write_json(path: Path, data) -> None:
+def write_json(path: Path, data, indent: int | None = 2) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(data, indent=indent, sort_keys=True) + "\n")
 
 
 def remove_stale_temporaries(folder: Path) -> None:

@@ -90,7 +90,8 @@ def write_item(root: Path, item: Item) -> None:
     """Record a finished item (its files must already be written)."""
     path = _item_path(root, item.split, item.image["id"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, {"image": item.image, "annotations": item.annotations, "extra": item.extra})
+    # Compact: item files are read back once, by finish_dataset (indented JSON is encoded in Python).
+    write_json(path, {"image": item.image, "annotations": item.annotations, "extra": item.extra}, indent=None)
 
 
 def item_done(root: Path, split: str, image_id: int) -> bool:

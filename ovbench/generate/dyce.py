@@ -1,7 +1,7 @@
 """DYCE-style 3D scenes (`ovbench generate dyce`): several objects rendered together and each alone.
 
 SeGAN's DYCE rendered scenes and re-rendered every object with everything else removed; here:
-per view, one SEG pass gives the instance map and depth, one SEG pass per object its amodal mask
+per view, one instance pass gives the instance map and depth, one pass per object its amodal mask
 and own depth (visible = the object's pixels of the instance map), and one colour pass per
 occluded object its appearance alone, lit as in the scene. Objects with fewer than `min_visible`
 visible pixels are not annotated (DYCE used 10) but still occlude; they are listed in the split's
@@ -59,6 +59,22 @@ def vehicle_mesh(ref: ModelRef) -> trimesh.Trimesh:
     """The model, built or loaded once a run: scenes reuse vehicle models (a street takes 20-30 of
     a split's ~150 default models) and never change their meshes."""
     return load_model(ref)
+
+
+FIGURE_VARIANTS = 64     # per kind and split: a street's ~15 people share a pair of figures or so
+
+
+@common.per_run_cache(maxsize=2048)
+def occluder_mesh(seed: int, split: str, kind: str, variant: int) -> trimesh.Trimesh:
+    """One of a split's FIGURE_VARIANTS built-in figures of a kind (people, street furniture),
+    built once a run as vehicle models are: a street takes ~15 people and ~20 pieces of
+    furniture, and a mesh reused keeps its prepared surface."""
+    return build_occluder(kind, rng_for(seed, "dyce-figure", split, kind, variant))
+
+
+def _figure(config: DyceConfig, split: "DyceSplit", kind: str, rng) -> tuple:
+    mesh = occluder_mesh(config.seed, split.name, kind, int(rng.integers(FIGURE_VARIANTS)))
+    return mesh, kind, None, "builtin"
 
 
 GROUND_RADIUS = 11.0     # metres: objects stand inside this disc (open layout)
@@ -186,7 +202,7 @@ def _ground(rng) -> SceneObject:
     return SceneObject(ground)
 
 
-def _scene_meshes(config: DyceConfig, vehicles: list[ModelRef], rng) -> tuple[list[tuple], dict]:
+def _scene_meshes(config: DyceConfig, split: "DyceSplit", rng) -> tuple[list[tuple], dict]:
     """The scene's (mesh, category, model id, source) tuples, and the orientation doubts of its
     file vehicles."""
     lo, hi = config.object_range()
@@ -194,14 +210,14 @@ def _scene_meshes(config: DyceConfig, vehicles: list[ModelRef], rng) -> tuple[li
     meshes, doubts = [], {}
     for k in range(count):
         if k == 0 or rng.random() < 0.5:  # at least one vehicle per scene
-            ref = vehicles[int(rng.integers(len(vehicles)))]
+            ref = split.vehicles[int(rng.integers(len(split.vehicles)))]
             kind = ref.model_id.rsplit("-", 1)[0]
             mesh = vehicle_mesh(ref)
             meshes.append((mesh, CATEGORY_OF_TYPE.get(kind, "car"), ref.model_id, ref.source))
             doubts.update(orientation_doubts(ref, mesh))
         else:
             kind = SCENE_OCCLUDER_KINDS[int(rng.integers(len(SCENE_OCCLUDER_KINDS)))]
-            meshes.append((build_occluder(kind, rng), kind, None, "builtin"))
+            meshes.append(_figure(config, split, kind, rng))
     return meshes, doubts
 
 
@@ -271,7 +287,7 @@ def _parked_rows(meshes: list[tuple], rng) -> tuple[list[list[tuple]], float]:
     return [[(item, x - lengths[s] / 2) for item, x in rows[s]] for s in (0, 1)], max(lengths)
 
 
-def street_layout(config: DyceConfig, vehicles: list[ModelRef], rng) -> tuple[list[Placed], StreetPlan, dict]:
+def street_layout(config: DyceConfig, split: "DyceSplit", rng) -> tuple[list[Placed], StreetPlan, dict]:
     """A street's objects: about 40 % parked vehicles in rows along both kerbs, 10 % vehicles in
     the driving lanes, 25 % pedestrians on the sidewalks and the crossings, the rest street
     furniture along the kerbs (poles, signs, trees, bins, barriers, bicycles, boxes). Every
@@ -284,7 +300,7 @@ def street_layout(config: DyceConfig, vehicles: list[ModelRef], rng) -> tuple[li
     n_people = min(round(count * 0.25), count - n_parked - n_moving)
     n_furniture = count - n_parked - n_moving - n_people
     doubts: dict = {}
-    rows, row_length = _parked_rows([_vehicle(vehicles, rng, doubts) for _ in range(n_parked)], rng)
+    rows, row_length = _parked_rows([_vehicle(split.vehicles, rng, doubts) for _ in range(n_parked)], rng)
     plan = street_plan(rng, max(STREET_MIN_LENGTH, row_length + 6.0))
     half, road = plan.half_road, plan.half_road - plan.parking_width
     placed: list[Placed] = []
@@ -311,7 +327,7 @@ def street_layout(config: DyceConfig, vehicles: list[ModelRef], rng) -> tuple[li
             put(item, _pose(x, y, 0.0, yaw), None, 0.05)
     road_band = (-(half - 0.3), half - 0.3)
     for _ in range(n_moving):
-        item = _vehicle(vehicles, rng, doubts)
+        item = _vehicle(split.vehicles, rng, doubts)
         for _ in range(30):
             direction = 1 if rng.random() < 0.5 else -1
             lane = int(rng.integers(max(1, plan.lanes // 2)))
@@ -321,7 +337,7 @@ def street_layout(config: DyceConfig, vehicles: list[ModelRef], rng) -> tuple[li
             if put(item, _pose(x, y, 0.0, yaw), road_band, 1.0):
                 break
     for k in range(n_people):
-        item = (build_occluder("person", rng), "person", None, "builtin")
+        item = _figure(config, split, "person", rng)
         for _ in range(30):
             x = rng.uniform(-plan.length / 2, plan.length / 2)
             if rng.random() < 0.25 and plan.crossings:  # on a zebra crossing
@@ -339,7 +355,7 @@ def street_layout(config: DyceConfig, vehicles: list[ModelRef], rng) -> tuple[li
     kinds, weights = list(FURNITURE), np.array(list(FURNITURE.values()))
     for _ in range(n_furniture):
         kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
-        item = (build_occluder(kind, rng), kind, None, "builtin")
+        item = _figure(config, split, kind, rng)
         for _ in range(30):
             side = rng.choice([-1, 1])
             near_kerb = kind in ("pole", "sign", "tree", "barrier") or rng.random() < 0.5
@@ -447,12 +463,12 @@ def _make_scene(task: tuple) -> tuple[int, dict]:
     rng = rng_for(config.seed, "dyce-scene", split.name, scene)
     view_rngs = [rng_for(config.seed, "dyce-view", split.name, scene, v) for v in range(config.views_per_scene)]
     if config.layout == "open":
-        meshes, doubts = _scene_meshes(config, split.vehicles, rng)
+        meshes, doubts = _scene_meshes(config, split, rng)
         placed = place_objects(meshes, rng)
         scenery = _ground(rng)
         cameras = [_camera(placed, view_rng) for view_rng in view_rngs]
     else:
-        placed, plan, doubts = street_layout(config, split.vehicles, rng)
+        placed, plan, doubts = street_layout(config, split, rng)
         scenery = SceneObject(street_scenery(plan, rng))
         prints = [Footprint.of(p.mesh, p.pose) for p in placed]
         cameras = [_street_camera(plan, placed, prints, view_rng) for view_rng in view_rngs]

@@ -166,7 +166,7 @@ def _assemble(parts: Path, out: Path, refs: list[ModelRef], record: dict,
         used = len(refs) - len(skipped)
         skipped = {**skipped_listing, **skipped}
         h5.attrs.update(
-            ovbench_version=__version__, renderer="pyrender SEG pass (EGL)",
+            ovbench_version=__version__, renderer="ovbench instance-id pass (OpenGL, EGL)",
             config=json.dumps(record, sort_keys=True), skipped=json.dumps(skipped, sort_keys=True),
             yfov_degrees=YFOV_DEGREES, models=used, views=record["views"], seed=record["seed"],
         )

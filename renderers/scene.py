@@ -110,8 +110,8 @@ class _Material:
 def _unit_colour(colour, default) -> tuple:
     if colour is None:
         return default
-    colour = np.asarray(colour, dtype=np.float64)
-    return tuple(colour / 255.0 if np.asarray(colour).max() > 1.0 else colour)
+    colour = np.asarray(colour)
+    return tuple(colour / 255.0 if np.issubdtype(colour.dtype, np.integer) else colour.astype(np.float64))
 
 
 def _material(mesh: trimesh.Trimesh) -> _Material:
@@ -313,12 +313,12 @@ class _Part:
 class Renderer:
     """A scene and an image size on the process's one OpenGL context: load a scene with
     `set_scene`, then render it from any camera. Renderers are cheap; make as many as needed
-    (a scene's GL buffers last until the next set_scene; the shadow map, once made, as long as
-    the process)."""
+    (a scene's GL buffers last until its next set_scene; the sun's shadow map is the process's
+    one, drawn again when a renderer wants another scene's)."""
 
     def __init__(self, width: int, height: int | None = None):
         self.width, self.height = int(width), int(height or width)
-        self._gl = gl_context()
+        gl_context()
         self._programs = _programs()
         self._targets = _framebuffers(self.width, self.height)
         self._parts: list[_Part] = []
@@ -328,13 +328,12 @@ class Renderer:
         self._lighting = Lighting()
         self._background = (0.0, 0.0, 0.0)
         self._sun_matrix = np.eye(4)
-        self._shadow: tuple | None = None  # shadow map framebuffer and texture, made on first use
-        self._shadow_drawn = False
+        self._scene_token = object()  # whose scene the process's shadow map holds
 
     def set_scene(self, objects: list[SceneObject], lighting: Lighting | None = None,
                   background=(0.0, 0.0, 0.0), scenery: list[SceneObject] = ()) -> None:
         """Objects get instance ids 1..n; scenery (ground, buildings) is drawn in colour only."""
-        gl = self._gl
+        gl = gl_context()
         self._lighting, self._background = lighting or Lighting(), tuple(background)
         placed = [(obj, _surface(obj.mesh)) for obj in (*objects, *scenery)]
         corners = np.empty((sum(len(s.corners) for _, s in placed), CORNER_FLOATS + 1), np.float32)
@@ -346,7 +345,8 @@ class Renderer:
             rows[:, 0:3] = surface.corners[:, 0:3] @ pose[:3, :3].T + pose[:3, 3]
             rows[:, 3:6] = surface.corners[:, 3:6] @ np.linalg.inv(pose[:3, :3])
             rows[:, CORNER_FLOATS] = k + 1 if k < len(objects) else 0
-            box = trimesh.transform_points(trimesh.bounds.corners(obj.mesh.bounds), pose)
+            bounds = obj.mesh.bounds if len(obj.mesh.vertices) else np.zeros((2, 3))
+            box = trimesh.transform_points(trimesh.bounds.corners(bounds), pose)
             self._parts.append(_Part(first, len(surface.corners), surface, np.linalg.det(pose[:3, :3]) < 0, box))
             first += len(surface.corners)
         self._count = len(objects)
@@ -367,10 +367,10 @@ class Renderer:
         if len(corners):
             bounds = np.array([corners[:, 0:3].min(axis=0), corners[:, 0:3].max(axis=0)], np.float64)
             self._sun_matrix = _sun_matrix(bounds, np.asarray(self._lighting.sun_direction, np.float64))
-        self._shadow_drawn = False
+        self._scene_token = object()
 
     def _release(self) -> None:
-        gl = self._gl
+        gl = gl_context()
         if self._buffers:
             gl.glDeleteVertexArrays(1, [self._buffers[0]])
             gl.glDeleteBuffers(1, [self._buffers[1]])
@@ -386,7 +386,7 @@ class Renderer:
     def _draw(self, indices) -> None:
         """The parts `indices`, in that order (the order decides ties in the depth test, so
         every pass keeps it)."""
-        gl, culling = self._gl, None
+        gl, culling = gl_context(), None
         for k in indices:
             part = self._parts[k]
             if culling != (not part.surface.two_sided):
@@ -397,8 +397,10 @@ class Renderer:
 
     def _begin(self, framebuffer: int, program: str, matrix: np.ndarray, clear: tuple,
                size: tuple | None = None) -> dict:
-        gl = gl_context()
+        gl = gl_context()  # code that draws with pyrender makes its own context current
         gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, framebuffer)
+        gl.glPolygonMode(gl.GL_FRONT_AND_BACK, gl.GL_FILL)  # pyrender's wireframe leaves lines
+        gl.glCullFace(gl.GL_BACK)
         gl.glViewport(0, 0, *(size or (self.width, self.height)))
         gl.glClearColor(*clear)
         gl.glEnable(gl.GL_DEPTH_TEST)
@@ -417,14 +419,14 @@ class Renderer:
         return _projection(camera, self.width / self.height) @ np.linalg.inv(camera.pose)
 
     def _read(self, fmt, kind, channels: int, dtype) -> np.ndarray:
-        out = np.empty((self.height, self.width, channels), dtype)
-        self._gl.glPixelStorei(self._gl.GL_PACK_ALIGNMENT, 1)  # rows of any width, unpadded
-        self._gl.glReadPixels(0, 0, self.width, self.height, fmt, kind, out)
+        gl, out = gl_context(), np.empty((self.height, self.width, channels), dtype)
+        gl.glPixelStorei(gl.GL_PACK_ALIGNMENT, 1)  # rows of any width, unpadded
+        gl.glReadPixels(0, 0, self.width, self.height, fmt, kind, out)
         return out[::-1]
 
     def _ids_pass(self, camera: Camera, indices) -> tuple[np.ndarray, np.ndarray]:
         self._check_scene()
-        gl = self._gl
+        gl = gl_context()
         self._begin(self._targets["ids"], "ids", self._view_projection(camera), (0.0, 0.0, 0.0, 0.0))
         self._draw(indices)
         found = self._read(gl.GL_RG, gl.GL_FLOAT, 2, np.float32)
@@ -440,24 +442,15 @@ class Renderer:
         return ids > 0, depth
 
     def _draw_shadow_map(self) -> None:
-        gl = self._gl
-        if self._shadow is None:
-            texture = _shadow_texture(gl, SHADOW_MAP_SIZE)
-            framebuffer = gl.glGenFramebuffers(1)
-            gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, framebuffer)
-            gl.glFramebufferTexture2D(gl.GL_FRAMEBUFFER, gl.GL_DEPTH_ATTACHMENT, gl.GL_TEXTURE_2D, texture, 0)
-            gl.glDrawBuffer(gl.GL_NONE)
-            gl.glReadBuffer(gl.GL_NONE)
-            self._shadow = (framebuffer, texture)
-        self._begin(self._shadow[0], "depth", self._sun_matrix, (0.0, 0.0, 0.0, 0.0),
-                    (SHADOW_MAP_SIZE, SHADOW_MAP_SIZE))
+        framebuffer, _ = _shadow_map()
+        self._begin(framebuffer, "depth", self._sun_matrix, (0.0, 0.0, 0.0, 0.0), (SHADOW_MAP_SIZE, SHADOW_MAP_SIZE))
         self._draw(range(len(self._parts)))  # every mesh casts, whichever a pass shows
-        self._shadow_drawn = True
+        _shadow_owner[0] = self._scene_token
 
     def _lit_pass(self, camera: Camera, indices) -> np.ndarray:
         self._check_scene()
-        gl, lighting = self._gl, self._lighting
-        if lighting.shadows and not self._shadow_drawn:
+        gl, lighting = gl_context(), self._lighting
+        if lighting.shadows and _shadow_owner[0] is not self._scene_token:
             self._draw_shadow_map()
         where = self._begin(self._targets["lit"], "lit", self._view_projection(camera), (*self._background, 1.0))
         sun = -np.asarray(lighting.sun_direction, np.float64)
@@ -472,7 +465,7 @@ class Renderer:
                                      "shadow_map")):
             gl.glUniform1i(where[name], unit)
         gl.glActiveTexture(gl.GL_TEXTURE3)
-        gl.glBindTexture(gl.GL_TEXTURE_2D, self._shadow[1] if lighting.shadows else _white_depth_texture())
+        gl.glBindTexture(gl.GL_TEXTURE_2D, _shadow_map()[1] if lighting.shadows else _white_depth_texture())
         current = None
         for k in indices:
             surface = self._parts[k].surface
@@ -559,6 +552,22 @@ class Renderer:
             image = self._lit_pass(camera, group)
             found.update({k: image for k in group})
         return found
+
+
+@functools.lru_cache(maxsize=1)
+def _shadow_map() -> tuple[int, int]:
+    """The process's shadow map: a framebuffer and its depth texture."""
+    gl = gl_context()
+    texture = _shadow_texture(gl, SHADOW_MAP_SIZE)
+    framebuffer = gl.glGenFramebuffers(1)
+    gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, framebuffer)
+    gl.glFramebufferTexture2D(gl.GL_FRAMEBUFFER, gl.GL_DEPTH_ATTACHMENT, gl.GL_TEXTURE_2D, texture, 0)
+    gl.glDrawBuffer(gl.GL_NONE)
+    gl.glReadBuffer(gl.GL_NONE)
+    return framebuffer, texture
+
+
+_shadow_owner: list = [None]  # the scene token of the renderer whose shadows the map holds
 
 
 @functools.lru_cache(maxsize=1)

@@ -6,6 +6,8 @@ colour multiplier and instance id (0 for scenery). The lit shader is pyrender 1.
 metallic-roughness model (Cook-Torrance specular, Schlick Fresnel, sRGB textures, vertex colours
 multiplying the linear result, gamma 2.2 out) for one sun, one sky light from the zenith and
 ambient light; the sun's shadow is four bilinear depth comparisons (pyrender takes thirty-six).
+Two departures: surfaces are opaque (pyrender blends a base colour's alpha below 1), and the
+emissive texture is scaled by its factor once (pyrender twice; the same for factors 0 and 1).
 """
 
 VERTEX = """

@@ -232,6 +232,11 @@ def test_sun_shadows_fall_where_the_geometry_says_and_stay_in_solo_passes(render
     inside = binary_erosion(ids == 2, iterations=2)
     alone = renderer.rgb_solo(camera, 1).astype(int)
     assert inside.sum() > 50 and np.array_equal(alone[inside], image[inside])
+    # Another renderer's shadowed scene in between takes the process's shadow map; it is drawn again.
+    other = Renderer(SIZE)
+    other.set_scene([SceneObject(box)], sun, scenery=[SceneObject(ground)])
+    other.rgb(camera)
+    assert np.array_equal(renderer.rgb(camera), image)
     renderer.set_scene([SceneObject(box)], sun, scenery=[SceneObject(ground)])  # no wall: its top in the sun
     in_sun = renderer.rgb(camera)[inside].astype(int)
     assert (in_sun >= image[inside]).all() and in_sun.sum() > 1.1 * image[inside].sum()
@@ -286,11 +291,11 @@ objects, size = [car, ball, van], 96
 theirs = pr.OffscreenRenderer(size, size)  # one: deleting a pyrender renderer ends EGL's display
 ours = Renderer(size)
 images = {}
-for name, lighting in (("sun", Lighting()), ("shadows and sky", Lighting(shadows=True, sky=0.5))):
-    ours.set_scene([SceneObject(m) for m in objects], lighting, background=(0.3, 0.5, 0.9),
-                   scenery=[SceneObject(ground)])
+# The second scene lists the objects the other way round: other ids, another vertex buffer.
+for name, lighting, shown in (("sun", Lighting(), objects),
+                              ("shadows and sky", Lighting(shadows=True, sky=0.5), objects[::-1])):
     scene = pr.Scene(bg_color=(0.3, 0.5, 0.9, 1.0), ambient_light=(lighting.ambient,) * 3)
-    nodes = [scene.add(pr.Mesh.from_trimesh(m, smooth=m.visual.kind == "vertex")) for m in objects]
+    nodes = [scene.add(pr.Mesh.from_trimesh(m, smooth=m.visual.kind == "vertex")) for m in shown]
     scene.add(pr.Mesh.from_trimesh(ground, smooth=False))
     scene.add(pr.DirectionalLight(color=np.ones(3), intensity=lighting.sun_intensity),
               pose=look_at((0, 0, 0), lighting.sun_direction))
@@ -300,13 +305,17 @@ for name, lighting in (("sun", Lighting()), ("shadows and sky", Lighting(shadows
         scene.add(pr.PointLight(color=np.ones(3), intensity=lighting.sky * 1e8), pose=pose)
     camera_node = scene.add(pr.PerspectiveCamera(yfov=np.radians(35.0)))
     flags = pr.RenderFlags.SHADOWS_DIRECTIONAL if lighting.shadows else pr.RenderFlags.NONE
-    for c, eye in enumerate(((9.0, -6.0, 3.0), (-4.0, 8.0, 1.6))):
-        camera = Camera(look_at(eye, (0.0, 0.0, 0.7)))
+    cameras = [Camera(look_at(eye, (0.0, 0.0, 0.7))) for eye in ((9.0, -6.0, 3.0), (-4.0, 8.0, 1.6))]
+    for c, camera in enumerate(cameras):
         scene.set_pose(camera_node, camera.pose)
         seg, images[f"{name} {c} pyrender depth"] = theirs.render(
             scene, pr.RenderFlags.SEG, {node: (k + 1, 0, 0) for k, node in enumerate(nodes)})
         images[f"{name} {c} pyrender ids"] = seg[..., 0]
         images[f"{name} {c} pyrender rgb"], _ = theirs.render(scene, flags)
+    # Right after pyrender drew (its context current): ovbench's scene goes to ovbench's context.
+    ours.set_scene([SceneObject(m) for m in shown], lighting, background=(0.3, 0.5, 0.9),
+                   scenery=[SceneObject(ground)])
+    for c, camera in enumerate(cameras):
         images[f"{name} {c} ids"], images[f"{name} {c} depth"] = ours.instances(camera)
         images[f"{name} {c} rgb"] = ours.rgb(camera)
 np.savez(sys.argv[1], **images)

@@ -418,10 +418,12 @@ class Renderer:
     def _view_projection(self, camera: Camera) -> np.ndarray:
         return _projection(camera, self.width / self.height) @ np.linalg.inv(camera.pose)
 
-    def _read(self, fmt, kind, channels: int, dtype) -> np.ndarray:
-        gl, out = gl_context(), np.empty((self.height, self.width, channels), dtype)
+    def _read(self, fmt, kind, channels: int, dtype, box: tuple | None = None) -> np.ndarray:
+        """The framebuffer's pixels, rows top first: all, or those of box (row0, row1, col0, col1)."""
+        row0, row1, col0, col1 = box or (0, self.height, 0, self.width)
+        gl, out = gl_context(), np.empty((row1 - row0, col1 - col0, channels), dtype)
         gl.glPixelStorei(gl.GL_PACK_ALIGNMENT, 1)  # rows of any width, unpadded
-        gl.glReadPixels(0, 0, self.width, self.height, fmt, kind, out)
+        gl.glReadPixels(col0, self.height - row1, col1 - col0, row1 - row0, fmt, kind, out)
         return out[::-1]
 
     def _ids_pass(self, camera: Camera, indices) -> tuple[np.ndarray, np.ndarray]:
@@ -447,7 +449,10 @@ class Renderer:
         self._draw(range(len(self._parts)))  # every mesh casts, whichever a pass shows
         _shadow_owner[0] = self._scene_token
 
-    def _lit_pass(self, camera: Camera, indices) -> np.ndarray:
+    def _lit_pass(self, camera: Camera, indices, boxes: list | None = None) -> np.ndarray:
+        """The parts `indices` lit; with `boxes`, only the pixels inside them are read back and
+        antialiased (black elsewhere): a box keeps a pixel of margin around what it holds, so its
+        pixels get the values of the whole image's."""
         self._check_scene()
         gl, lighting = gl_context(), self._lighting
         if lighting.shadows and _shadow_owner[0] is not self._scene_token:
@@ -481,7 +486,13 @@ class Renderer:
                 gl.glUniform3f(where["emissive_factor"], *current.emissive)
             gl.glUniform1i(where["two_sided"], int(surface.two_sided))
             self._draw([k])
-        return soften_edges(np.ascontiguousarray(self._read(gl.GL_RGB, gl.GL_UNSIGNED_BYTE, 3, np.uint8)))
+        if boxes is None:
+            return soften_edges(np.ascontiguousarray(self._read(gl.GL_RGB, gl.GL_UNSIGNED_BYTE, 3, np.uint8)))
+        image = np.zeros((self.height, self.width, 3), np.uint8)
+        for row0, row1, col0, col1 in boxes:
+            crop = self._read(gl.GL_RGB, gl.GL_UNSIGNED_BYTE, 3, np.uint8, (row0, row1, col0, col1))
+            image[row0:row1, col0:col1] = soften_edges(np.ascontiguousarray(crop))
+        return image
 
     def rgb(self, camera: Camera) -> np.ndarray:
         """Lit colour image (uint8 H×W×3, edges antialiased; take masks and depth from the
@@ -516,9 +527,9 @@ class Renderer:
             boxes[k] = box if box[0] < box[1] and box[2] < box[3] else None
         return boxes
 
-    def _apart(self, camera: Camera, indices) -> list[list[int]]:
+    def _apart(self, camera: Camera, indices) -> tuple[list[list[int]], dict]:
         """The objects that can be seen, in groups whose screen boxes do not meet (greedy, largest
-        box first); each group in index order."""
+        box first; each group in index order), and their screen boxes."""
         boxes = {k: box for k, box in self.screen_boxes(camera, indices).items() if box is not None}
         groups: list[list[int]] = []
         for k in sorted(boxes, key=lambda k: -(boxes[k][1] - boxes[k][0]) * (boxes[k][3] - boxes[k][2])):
@@ -530,13 +541,13 @@ class Renderer:
                     break
             else:
                 groups.append([k])
-        return [sorted(group) for group in groups]
+        return [sorted(group) for group in groups], boxes
 
     def solos(self, camera: Camera, indices) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """`solo` for each of `indices`, objects whose screen boxes keep apart drawn in one pass."""
         empty = (np.zeros((self.height, self.width), bool), np.zeros((self.height, self.width), np.float32))
         found = {k: empty for k in indices}
-        for group in self._apart(camera, indices):
+        for group in self._apart(camera, indices)[0]:
             ids, depth = self._ids_pass(camera, group)
             for k in group:
                 mask = ids == k + 1
@@ -546,10 +557,11 @@ class Renderer:
     def rgb_solos(self, camera: Camera, indices) -> dict[int, np.ndarray]:
         """`rgb_solo` for each of `indices` that can be seen, objects whose screen boxes keep apart
         drawn in one pass: each image equals the object's own pass wherever that object is (its
-        amodal mask), not elsewhere."""
+        amodal mask), not elsewhere (black outside its screen box)."""
         found = {}
-        for group in self._apart(camera, indices):
-            image = self._lit_pass(camera, group)
+        groups, boxes = self._apart(camera, indices)
+        for group in groups:
+            image = self._lit_pass(camera, group, [boxes[k] for k in group])
             found.update({k: image for k in group})
         return found
 

@@ -439,12 +439,12 @@ def _annotate(view: ViewObjects, placed: list[Placed], image_id: int, min_visibl
         if k not in ranks:
             occluders.append({**record, "order": None, "source": obj.source})
             continue
-        area = int(amodal.sum())
+        area, visible_rle = int(amodal.sum()), masks_lib.encode(visible)
         annotations.append({
             **{key: record[key] for key in ("id", "image_id", "segmentation", "bbox", "area")},
             "category_id": CATEGORIES.index(obj.category) + 1, "iscrowd": 0,
-            "inmodal_seg": masks_lib.encode(visible), "inmodal_bbox": masks_lib.bbox(visible),
-            "visible_mask": masks_lib.encode(visible), "invisible_mask": masks_lib.encode(invisible),
+            "inmodal_seg": visible_rle, "inmodal_bbox": masks_lib.bbox(visible),
+            "visible_mask": visible_rle, "invisible_mask": masks_lib.encode(invisible),
             "occlude_rate": 1.0 - int(visible.sum()) / area, "occluders": hiders,
             "depth": round(mean_depth[k], 4), "order": ranks[k], "model_id": obj.model_id,
             "source": obj.source,

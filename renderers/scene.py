@@ -273,6 +273,29 @@ def _shadow_texture(gl, size: int) -> int:
     return texture
 
 
+@functools.lru_cache(maxsize=1)
+def _shadow_map() -> tuple[int, int]:
+    """The process's shadow map: a framebuffer and its depth texture."""
+    gl = gl_context()
+    texture = _shadow_texture(gl, SHADOW_MAP_SIZE)
+    framebuffer = gl.glGenFramebuffers(1)
+    gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, framebuffer)
+    gl.glFramebufferTexture2D(gl.GL_FRAMEBUFFER, gl.GL_DEPTH_ATTACHMENT, gl.GL_TEXTURE_2D, texture, 0)
+    gl.glDrawBuffer(gl.GL_NONE)
+    gl.glReadBuffer(gl.GL_NONE)
+    return framebuffer, texture
+
+
+_shadow_owner: list = [None]  # the scene token of the renderer whose shadows the map holds
+
+
+@functools.lru_cache(maxsize=1)
+def _white_depth_texture() -> int:
+    """Bound as the shadow map when a scene casts no shadows (never sampled then)."""
+    gl = gl_context()
+    return _shadow_texture(gl, 1)
+
+
 @functools.lru_cache(maxsize=None)
 def _framebuffers(width: int, height: int) -> dict:
     """Per image size: an instance id and depth target (RG32F) and a colour target (RGBA8),
@@ -318,7 +341,7 @@ class Renderer:
 
     def __init__(self, width: int, height: int | None = None):
         self.width, self.height = int(width), int(height or width)
-        gl_context()
+        self._gl = gl_context()  # the GL module: _begin and set_scene make the context current
         self._programs = _programs()
         self._targets = _framebuffers(self.width, self.height)
         self._parts: list[_Part] = []
@@ -341,7 +364,7 @@ class Renderer:
         for k, (obj, surface) in enumerate(placed):
             pose = np.asarray(obj.pose, dtype=np.float64)
             rows = corners[first:first + len(surface.corners)]
-            rows[:, :CORNER_FLOATS] = surface.corners
+            rows[:, 6:CORNER_FLOATS] = surface.corners[:, 6:]
             rows[:, 0:3] = surface.corners[:, 0:3] @ pose[:3, :3].T + pose[:3, 3]
             rows[:, 3:6] = surface.corners[:, 3:6] @ np.linalg.inv(pose[:3, :3])
             rows[:, CORNER_FLOATS] = k + 1 if k < len(objects) else 0
@@ -370,7 +393,7 @@ class Renderer:
         self._scene_token = object()
 
     def _release(self) -> None:
-        gl = gl_context()
+        gl = self._gl  # set_scene made the context current
         if self._buffers:
             gl.glDeleteVertexArrays(1, [self._buffers[0]])
             gl.glDeleteBuffers(1, [self._buffers[1]])
@@ -386,7 +409,7 @@ class Renderer:
     def _draw(self, indices) -> None:
         """The parts `indices`, in that order (the order decides ties in the depth test, so
         every pass keeps it)."""
-        gl, culling = gl_context(), None
+        gl, culling = self._gl, None
         for k in indices:
             part = self._parts[k]
             if culling != (not part.surface.two_sided):
@@ -421,14 +444,14 @@ class Renderer:
     def _read(self, fmt, kind, channels: int, dtype, box: tuple | None = None) -> np.ndarray:
         """The framebuffer's pixels, rows top first: all, or those of box (row0, row1, col0, col1)."""
         row0, row1, col0, col1 = box or (0, self.height, 0, self.width)
-        gl, out = gl_context(), np.empty((row1 - row0, col1 - col0, channels), dtype)
+        gl, out = self._gl, np.empty((row1 - row0, col1 - col0, channels), dtype)
         gl.glPixelStorei(gl.GL_PACK_ALIGNMENT, 1)  # rows of any width, unpadded
         gl.glReadPixels(col0, self.height - row1, col1 - col0, row1 - row0, fmt, kind, out)
         return out[::-1]
 
     def _ids_pass(self, camera: Camera, indices) -> tuple[np.ndarray, np.ndarray]:
         self._check_scene()
-        gl = gl_context()
+        gl = self._gl
         self._begin(self._targets["ids"], "ids", self._view_projection(camera), (0.0, 0.0, 0.0, 0.0))
         self._draw(indices)
         found = self._read(gl.GL_RG, gl.GL_FLOAT, 2, np.float32)
@@ -454,7 +477,7 @@ class Renderer:
         antialiased (black elsewhere): a box keeps a pixel of margin around what it holds, so its
         pixels get the values of the whole image's."""
         self._check_scene()
-        gl, lighting = gl_context(), self._lighting
+        gl, lighting = self._gl, self._lighting
         if lighting.shadows and _shadow_owner[0] is not self._scene_token:
             self._draw_shadow_map()
         where = self._begin(self._targets["lit"], "lit", self._view_projection(camera), (*self._background, 1.0))
@@ -564,29 +587,6 @@ class Renderer:
             image = self._lit_pass(camera, group, [boxes[k] for k in group])
             found.update({k: image for k in group})
         return found
-
-
-@functools.lru_cache(maxsize=1)
-def _shadow_map() -> tuple[int, int]:
-    """The process's shadow map: a framebuffer and its depth texture."""
-    gl = gl_context()
-    texture = _shadow_texture(gl, SHADOW_MAP_SIZE)
-    framebuffer = gl.glGenFramebuffers(1)
-    gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, framebuffer)
-    gl.glFramebufferTexture2D(gl.GL_FRAMEBUFFER, gl.GL_DEPTH_ATTACHMENT, gl.GL_TEXTURE_2D, texture, 0)
-    gl.glDrawBuffer(gl.GL_NONE)
-    gl.glReadBuffer(gl.GL_NONE)
-    return framebuffer, texture
-
-
-_shadow_owner: list = [None]  # the scene token of the renderer whose shadows the map holds
-
-
-@functools.lru_cache(maxsize=1)
-def _white_depth_texture() -> int:
-    """Bound as the shadow map when a scene casts no shadows (never sampled then)."""
-    gl = gl_context()
-    return _shadow_texture(gl, 1)
 
 
 @functools.lru_cache(maxsize=None)

@@ -210,11 +210,7 @@ def _scene_meshes(config: DyceConfig, split: "DyceSplit", rng) -> tuple[list[tup
     meshes, doubts = [], {}
     for k in range(count):
         if k == 0 or rng.random() < 0.5:  # at least one vehicle per scene
-            ref = split.vehicles[int(rng.integers(len(split.vehicles)))]
-            kind = ref.model_id.rsplit("-", 1)[0]
-            mesh = vehicle_mesh(ref)
-            meshes.append((mesh, CATEGORY_OF_TYPE.get(kind, "car"), ref.model_id, ref.source))
-            doubts.update(orientation_doubts(ref, mesh))
+            meshes.append(_vehicle(split.vehicles, rng, doubts))
         else:
             kind = SCENE_OCCLUDER_KINDS[int(rng.integers(len(SCENE_OCCLUDER_KINDS)))]
             meshes.append(_figure(config, split, kind, rng))

@@ -17,6 +17,7 @@ the others cast on it, as in the scene (its hidden part continues its visible pa
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import functools
 from dataclasses import dataclass, field
@@ -251,9 +252,45 @@ def _texture(gl, image: np.ndarray | tuple, internal, fmt, kind, filters=None) -
     return texture
 
 
-def _image_texture(gl, image) -> int:
-    rgba = np.asarray(image.convert("RGBA"), np.uint8)
-    return _texture(gl, rgba, gl.GL_RGBA8, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE)
+TEXTURE_BYTES = 256 << 20  # of material textures the process keeps: scenes reuse vehicle models
+UPLOAD_UNIT = 7            # the lit program samples units 0-3
+
+
+class _KeptTextures:
+    """Material textures, each image uploaded once (and read then: an image is not expected to
+    change) and kept, the least recently used forgotten while their total is above
+    TEXTURE_BYTES (never those asked for now). An entry holds its image, so no other image
+    takes its id."""
+
+    def __init__(self):
+        self.entries: collections.OrderedDict = collections.OrderedDict()  # id → (image, texture, bytes)
+        self.total = 0
+
+    def textures(self, gl, images: tuple) -> list[int]:
+        """The textures of a material's images (the white one for None). Uploads bind on a unit
+        no program samples, so a pass's bound textures (the shadow map) stay bound."""
+        gl.glActiveTexture(gl.GL_TEXTURE0 + UPLOAD_UNIT)
+        uploaded = False
+        for image in images:
+            if image is None:
+                continue
+            if id(image) in self.entries:
+                self.entries.move_to_end(id(image))
+                continue
+            rgba = np.asarray(image.convert("RGBA"), np.uint8)
+            texture = _texture(gl, rgba, gl.GL_RGBA8, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE)
+            self.entries[id(image)] = (image, texture, rgba.nbytes * 4 // 3)  # with its mipmaps
+            self.total += rgba.nbytes * 4 // 3
+            uploaded = True
+        wanted = {id(image) for image in images}
+        while uploaded and self.total > TEXTURE_BYTES and next(iter(self.entries)) not in wanted:
+            _, texture, size = self.entries.popitem(last=False)[1]
+            gl.glDeleteTextures([texture])
+            self.total -= size
+        return [_white_texture() if image is None else self.entries[id(image)][1] for image in images]
+
+
+_kept_textures = _KeptTextures()  # the process's (its one context's)
 
 
 @functools.lru_cache(maxsize=1)
@@ -347,7 +384,6 @@ class Renderer:
         self._parts: list[_Part] = []
         self._count = 0            # objects; parts after them are scenery
         self._buffers: tuple = ()  # vertex array and buffer of the scene
-        self._textures: dict = {}  # id of a material's image → (image, texture)
         self._lighting = Lighting()
         self._background = (0.0, 0.0, 0.0)
         self._sun_matrix = np.eye(4)
@@ -360,12 +396,17 @@ class Renderer:
         self._lighting, self._background = lighting or Lighting(), tuple(background)
         placed = [(obj, _surface(obj.mesh)) for obj in (*objects, *scenery)]
         corners = np.empty((sum(len(s.corners) for _, s in placed), CORNER_FLOATS + 1), np.float32)
-        self._parts, first = [], 0
+        self._parts, first, lows, highs = [], 0, [], []
         for k, (obj, surface) in enumerate(placed):
             pose = np.asarray(obj.pose, dtype=np.float64)
             rows = corners[first:first + len(surface.corners)]
             rows[:, 6:CORNER_FLOATS] = surface.corners[:, 6:]
-            rows[:, 0:3] = surface.corners[:, 0:3] @ pose[:3, :3].T + pose[:3, 3]
+            # Positions as 3 rows: numpy reduces a long row fast, and a tall narrow column slowly.
+            world = (pose[:3, :3] @ surface.corners[:, 0:3].T + pose[:3, 3:]).astype(np.float32)
+            rows[:, 0:3] = world.T
+            if world.size:
+                lows.append(world.min(axis=1))
+                highs.append(world.max(axis=1))
             rows[:, 3:6] = surface.corners[:, 3:6] @ np.linalg.inv(pose[:3, :3])
             rows[:, CORNER_FLOATS] = k + 1 if k < len(objects) else 0
             bounds = obj.mesh.bounds if len(obj.mesh.vertices) else np.zeros((2, 3))
@@ -383,12 +424,8 @@ class Renderer:
             gl.glEnableVertexAttribArray(location)
             gl.glVertexAttribPointer(location, size, gl.GL_FLOAT, gl.GL_FALSE, stride, ctypes.c_void_p(offset * 4))
         self._buffers = (vertex_array, vertex_buffer)
-        for part in self._parts:
-            for image in part.surface.material.textures:
-                if image is not None and id(image) not in self._textures:
-                    self._textures[id(image)] = (image, _image_texture(gl, image))  # keeps the image alive
-        if len(corners):
-            bounds = np.array([corners[:, 0:3].min(axis=0), corners[:, 0:3].max(axis=0)], np.float64)
+        if lows:
+            bounds = np.array([np.min(lows, axis=0), np.max(highs, axis=0)], np.float64)
             self._sun_matrix = _sun_matrix(bounds, np.asarray(self._lighting.sun_direction, np.float64))
         self._scene_token = object()
 
@@ -398,9 +435,6 @@ class Renderer:
             gl.glDeleteVertexArrays(1, [self._buffers[0]])
             gl.glDeleteBuffers(1, [self._buffers[1]])
             self._buffers = ()
-        if self._textures:
-            gl.glDeleteTextures([texture for _, texture in self._textures.values()])
-            self._textures = {}
 
     def _check_scene(self) -> None:
         if not self._buffers:
@@ -472,10 +506,10 @@ class Renderer:
         self._draw(range(len(self._parts)))  # every mesh casts, whichever a pass shows
         _shadow_owner[0] = self._scene_token
 
-    def _lit_pass(self, camera: Camera, indices, boxes: list | None = None) -> np.ndarray:
-        """The parts `indices` lit; with `boxes`, only the pixels inside them are read back and
-        antialiased (black elsewhere): a box keeps a pixel of margin around what it holds, so its
-        pixels get the values of the whole image's."""
+    def _lit_pass(self, camera: Camera, indices, boxes: list | None = None):
+        """The parts `indices` lit: the whole image, or with `boxes` the list of their crops,
+        each read back and antialiased alone (a box keeps a pixel of margin around what it
+        holds, so its pixels get the values of the whole image's)."""
         self._check_scene()
         gl, lighting = self._gl, self._lighting
         if lighting.shadows and _shadow_owner[0] is not self._scene_token:
@@ -499,10 +533,9 @@ class Renderer:
             surface = self._parts[k].surface
             if surface.material is not current:
                 current = surface.material
-                for unit, image in enumerate(current.textures):
+                for unit, texture in enumerate(_kept_textures.textures(gl, current.textures)):
                     gl.glActiveTexture(gl.GL_TEXTURE0 + unit)
-                    gl.glBindTexture(gl.GL_TEXTURE_2D, _white_texture() if image is None
-                                     else self._textures[id(image)][1])
+                    gl.glBindTexture(gl.GL_TEXTURE_2D, texture)
                 gl.glUniform4f(where["base_colour_factor"], *current.base_colour)
                 gl.glUniform1f(where["metallic_factor"], current.metallic)
                 gl.glUniform1f(where["roughness_factor"], current.roughness)
@@ -511,11 +544,8 @@ class Renderer:
             self._draw([k])
         if boxes is None:
             return soften_edges(np.ascontiguousarray(self._read(gl.GL_RGB, gl.GL_UNSIGNED_BYTE, 3, np.uint8)))
-        image = np.zeros((self.height, self.width, 3), np.uint8)
-        for row0, row1, col0, col1 in boxes:
-            crop = self._read(gl.GL_RGB, gl.GL_UNSIGNED_BYTE, 3, np.uint8, (row0, row1, col0, col1))
-            image[row0:row1, col0:col1] = soften_edges(np.ascontiguousarray(crop))
-        return image
+        return [soften_edges(np.ascontiguousarray(self._read(gl.GL_RGB, gl.GL_UNSIGNED_BYTE, 3, np.uint8, box)))
+                for box in boxes]
 
     def rgb(self, camera: Camera) -> np.ndarray:
         """Lit colour image (uint8 H×W×3, edges antialiased; take masks and depth from the
@@ -566,26 +596,29 @@ class Renderer:
                 groups.append([k])
         return [sorted(group) for group in groups], boxes
 
-    def solos(self, camera: Camera, indices) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """`solo` for each of `indices`, objects whose screen boxes keep apart drawn in one pass."""
-        empty = (np.zeros((self.height, self.width), bool), np.zeros((self.height, self.width), np.float32))
-        found = {k: empty for k in indices}
-        for group in self._apart(camera, indices)[0]:
-            ids, depth = self._ids_pass(camera, group)
-            for k in group:
-                mask = ids == k + 1
-                found[k] = (mask, np.where(mask, depth, np.float32(0)))
-        return found
-
-    def rgb_solos(self, camera: Camera, indices) -> dict[int, np.ndarray]:
-        """`rgb_solo` for each of `indices` that can be seen, objects whose screen boxes keep apart
-        drawn in one pass: each image equals the object's own pass wherever that object is (its
-        amodal mask), not elsewhere (black outside its screen box)."""
+    def solos(self, camera: Camera, indices) -> dict[int, tuple[tuple, np.ndarray, np.ndarray]]:
+        """`solo` for each of `indices` that can be seen, cropped to its screen box: (box, amodal
+        mask, own depth) of the box's pixels (nothing of the object lies outside it). Objects
+        whose screen boxes keep apart are drawn in one pass."""
         found = {}
         groups, boxes = self._apart(camera, indices)
         for group in groups:
-            image = self._lit_pass(camera, group, [boxes[k] for k in group])
-            found.update({k: image for k in group})
+            ids, depth = self._ids_pass(camera, group)
+            for k in group:
+                row0, row1, col0, col1 = box = boxes[k]
+                mask = ids[row0:row1, col0:col1] == k + 1
+                found[k] = (box, mask, np.where(mask, depth[row0:row1, col0:col1], np.float32(0)))
+        return found
+
+    def rgb_solos(self, camera: Camera, indices) -> dict[int, tuple[tuple, np.ndarray]]:
+        """`rgb_solo` for each of `indices` that can be seen, cropped as `solos` crops: (box,
+        colours of the box's pixels), equal to the object's own pass wherever that object is
+        (its amodal mask). Objects whose screen boxes keep apart are drawn in one pass."""
+        found = {}
+        groups, boxes = self._apart(camera, indices)
+        for group in groups:
+            crops = self._lit_pass(camera, group, [boxes[k] for k in group])
+            found.update({k: (boxes[k], crop) for k, crop in zip(group, crops)})
         return found
 
 

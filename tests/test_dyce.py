@@ -14,6 +14,7 @@ from test_assets import assert_convention, front_is_plus_x
 from test_pool import warnings, write_meshes
 
 from ovbench.assets.occluders import street_scenery
+from ovbench.formats.masks import bbox_in, encode_crops, paste
 from ovbench.generate.dyce import (
     DyceConfig,
     Footprint,
@@ -40,6 +41,31 @@ def covered(lo, hi):
 
 def rle(r):
     return mask_utils.decode({"size": r["size"], "counts": r["counts"].encode()}).astype(bool)
+
+
+def test_crops_encode_and_measure_as_the_whole_masks():
+    """A view's masks are kept as crops of screen boxes; their RLEs and boxes are those of the
+    whole frames, encoded here by pycocotools and measured with numpy."""
+    rng = np.random.default_rng(0)
+    shape, crops, frames = (37, 29), [], []
+    for _ in range(30):
+        row0, col0 = int(rng.integers(0, 30)), int(rng.integers(0, 25))
+        box = (row0, int(rng.integers(row0 + 1, 38)), col0, int(rng.integers(col0 + 1, 30)))
+        crop = rng.random((box[1] - box[0], box[3] - box[2])) < rng.random()
+        frame = np.zeros(shape, bool)
+        frame[box[0]:box[1], box[2]:box[3]] = crop
+        crops.append((box, crop))
+        frames.append(frame)
+        assert np.array_equal(paste(crop, box, shape), frame)
+        rows, cols = np.nonzero(frame)
+        if rows.size:
+            assert bbox_in(crop, box) == [cols.min(), rows.min(), np.ptp(cols) + 1, np.ptp(rows) + 1]
+        else:
+            assert bbox_in(crop, box) == [0, 0, 0, 0]
+    for found, frame in zip(encode_crops(crops, shape), frames):
+        reference = mask_utils.encode(np.asfortranarray(frame.astype(np.uint8)))
+        assert found == {"size": list(shape), "counts": reference["counts"].decode()}
+    assert encode_crops([], shape) == []
 
 
 def test_two_boxes_one_behind_the_other():
@@ -198,7 +224,13 @@ def test_street_scenery_hides_no_object_and_masks_are_solo_renders(seed):
         assert np.array_equal(ids[on_objects], view.instances[on_objects])  # the set never in front
         for k in range(len(placed)):
             mask, depth = alone.solo(camera, k)
-            assert np.array_equal(view.amodal[k], mask) and np.array_equal(view.own_depth[k], depth)
+            if k not in view.boxes:  # out of view
+                assert not mask.any()
+                continue
+            box = view.boxes[k]
+            assert np.array_equal(paste(view.amodal[k], box, mask.shape), mask)
+            assert np.array_equal(paste(view.own_depth[k], box, mask.shape), depth)
+            assert np.array_equal(paste(view.visible[k], box, mask.shape), view.instances == k + 1)
 
 
 def test_street_objects_keep_clear_of_each_other_and_of_the_set():

@@ -7,8 +7,11 @@ import sys
 import numpy as np
 import pytest
 import trimesh
-from ovbench.renderers import Camera, Lighting, Renderer, SceneObject, look_at
+from ovbench.renderers import Camera, Lighting, Renderer, SceneObject, look_at, scene
 from scipy.ndimage import binary_dilation, binary_erosion
+
+from ovbench.assets.procedural import build_vehicle
+from ovbench.formats.masks import paste
 
 SIZE = 128
 YFOV = math.radians(35.0)
@@ -190,14 +193,18 @@ def test_solo_passes_in_groups_equal_one_at_a_time(renderer, seed):
     camera = Camera(look_at((22.0, -18.0, 1.6), (0.0, 0.0, 0.8)), yfov=YFOV)
     indices = range(len(objects))
     grouped, colours = renderer.solos(camera, indices), renderer.rgb_solos(camera, indices)
-    assert len({id(image) for image in colours.values()}) < len(colours)  # some passes drew several
+    assert grouped.keys() == colours.keys()
+    assert len(renderer._apart(camera, indices)[0]) < len(grouped)  # some passes drew several
     for k in indices:
         mask, depth = renderer.solo(camera, k)
-        assert np.array_equal(grouped[k][0], mask) and np.array_equal(grouped[k][1], depth)
-        if mask.any():
-            assert np.array_equal(colours[k][mask], renderer.rgb_solo(camera, k)[mask])
-        else:
-            assert k not in colours
+        if k not in grouped:
+            assert not mask.any()  # out of view
+            continue
+        box, own_mask, own_depth = grouped[k]
+        assert np.array_equal(paste(own_mask, box, mask.shape), mask)
+        assert np.array_equal(paste(own_depth, box, mask.shape), depth)
+        assert colours[k][0] == box
+        assert np.array_equal(paste(colours[k][1], box, mask.shape)[mask], renderer.rgb_solo(camera, k)[mask])
 
 
 def test_sun_shadows_fall_where_the_geometry_says_and_stay_in_solo_passes(renderer):
@@ -240,6 +247,38 @@ def test_sun_shadows_fall_where_the_geometry_says_and_stay_in_solo_passes(render
     renderer.set_scene([SceneObject(box)], sun, scenery=[SceneObject(ground)])  # no wall: its top in the sun
     in_sun = renderer.rgb(camera)[inside].astype(int)
     assert (in_sun >= image[inside]).all() and in_sun.sum() > 1.1 * image[inside].sum()
+
+
+def test_first_colour_pass_of_new_textures_keeps_the_shadows(renderer):
+    # Textures are uploaded when a colour pass first needs them, with the shadow map bound.
+    car = build_vehicle("sedan", np.random.default_rng(11))  # textured, its images new to the process
+    ground = trimesh.creation.box(extents=(40.0, 40.0, 0.02))
+    ground.apply_translation((0, 0, -0.011))
+    renderer.set_scene([SceneObject(car)], Lighting(shadows=True, sky=0.5), scenery=[SceneObject(ground)])
+    camera = Camera(look_at((7.0, -5.0, 2.5), (0.0, 0.0, 0.7)), yfov=YFOV)
+    first = renderer.rgb(camera)
+    again = renderer.rgb(camera)
+    ids, _ = renderer.instances(camera)
+    in_shadow = (ids == 0) & (again.astype(int).sum(-1) < 0.75 * np.median(again[ids == 0].astype(int).sum(-1)))
+    assert in_shadow.sum() > 100  # the car's shadow on the ground
+    assert np.array_equal(first, again)
+
+
+def test_textures_forgotten_over_the_budget_are_uploaded_again(renderer, monkeypatch):
+    def cars():  # the same three cars, with new texture images at each call
+        kinds = ("sedan", "van", "pickup")
+        built = [build_vehicle(kind, np.random.default_rng(20 + k)) for k, kind in enumerate(kinds)]
+        for k, car in enumerate(built):
+            car.apply_translation((0.0, 3.0 * k - 3.0, 0.0))
+        return [SceneObject(car) for car in built]
+
+    camera = Camera(look_at((12.0, -6.0, 3.0), (0.0, 0.0, 0.7)), yfov=YFOV)
+    renderer.set_scene(cars(), Lighting(shadows=True))
+    kept = renderer.rgb(camera)
+    monkeypatch.setattr(scene, "TEXTURE_BYTES", 1)  # each material's uploads forget all others
+    renderer.set_scene(cars(), Lighting(shadows=True))
+    assert np.array_equal(renderer.rgb(camera), kept)
+    assert len(scene._kept_textures.entries) == 3  # the last material's
 
 
 def test_textured_mesh_renders_with_its_texture(renderer, tmp_path):

@@ -8,10 +8,22 @@ from pycocotools import mask as mask_utils
 from ovbench.errors import InputError
 
 
+def _str_counts(rle: dict) -> dict:
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
 def encode(mask: np.ndarray) -> dict:
     """COCO compressed RLE of a 2-D boolean mask, with str counts."""
-    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+    return _str_counts(mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8)))
+
+
+def encode_crops(crops: list[tuple[tuple, np.ndarray]], shape: tuple[int, int]) -> list[dict]:
+    """`encode` of each H×W mask given as (box, crop): the mask is the crop inside box (row0,
+    row1, col0, col1; half-open) and False elsewhere. One pycocotools call for them all."""
+    frames = np.zeros((*shape, len(crops)), np.uint8, order="F")
+    for n, ((row0, row1, col0, col1), crop) in enumerate(crops):
+        frames[row0:row1, col0:col1, n] = crop
+    return [_str_counts(rle) for rle in mask_utils.encode(frames)] if crops else []
 
 
 def decode(rle: dict) -> np.ndarray:
@@ -70,6 +82,19 @@ def bbox(mask: np.ndarray) -> list[int]:
     if rows.size == 0:
         return [0, 0, 0, 0]
     return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
+
+
+def bbox_in(crop: np.ndarray, box: tuple) -> list[int]:
+    """`bbox` of a mask given as the crop of box (row0, row1, col0, col1), in the whole frame."""
+    found = bbox(crop)
+    return [found[0] + box[2], found[1] + box[0], *found[2:]] if found[2] else found
+
+
+def paste(crop: np.ndarray, box: tuple, shape: tuple[int, int]) -> np.ndarray:
+    """The H×W(×C) array that holds `crop` inside box (row0, row1, col0, col1), zeros elsewhere."""
+    frame = np.zeros((*shape, *crop.shape[2:]), crop.dtype)
+    frame[box[0]:box[1], box[2]:box[3]] = crop
+    return frame
 
 
 def box_slices(mask: np.ndarray, margin: int = 0, grow: float = 0.0) -> tuple[slice, slice]:

@@ -143,7 +143,8 @@ def finish_dataset(root: Path, name: str, kind: str, config: dict, categories: l
             "categories": categories, **extra,
         }
         (root / split).mkdir(parents=True, exist_ok=True)
-        write_json(root / split / "annotations.json", document)
+        # Compact, as COCO's own files are: indented JSON goes through Python's slow encoder.
+        write_json(root / split / "annotations.json", document, indent=None)
         counts[split] = {"images": len(images), "annotations": len(annotations)}
     files = {path.relative_to(root).as_posix(): sha256(path)
              for path in sorted(root.rglob("*"))

@@ -95,13 +95,20 @@ class Placed:
 
 @dataclass
 class ViewObjects:
-    """Masks and depths of one view (index k ↔ the k-th placed object)."""
+    """Masks and depths of one view. Per object k (the k-th placed) that can be seen, crops of
+    its screen box `boxes[k]` (row0, row1, col0, col1): nothing of the object lies outside it."""
 
     instances: np.ndarray     # int32, 0 background
     depth: np.ndarray         # float32 metres, 0 background
-    amodal: list
-    visible: list
-    own_depth: list
+    boxes: dict
+    amodal: dict              # bool crops
+    visible: dict             # bool crops: the object's pixels of the instance map
+    own_depth: dict           # float32 crops: the object's own depth, 0 off it
+
+
+def _sub(crop: np.ndarray, box: tuple, inner: tuple) -> np.ndarray:
+    """The part of a crop of `box` that lies in `inner`, a box inside it."""
+    return crop[inner[0] - box[0]:inner[1] - box[0], inner[2] - box[2]:inner[3] - box[2]]
 
 
 def place_objects(meshes: list[tuple], rng: np.random.Generator, radius: float = GROUND_RADIUS,
@@ -143,27 +150,30 @@ def render_view(renderer, count: int, camera: Camera) -> ViewObjects:
     pass (several objects a pass where their screen boxes keep apart; see Renderer.solos)."""
     ids, depth = renderer.instances(camera)
     solos = renderer.solos(camera, range(count))
-    return ViewObjects(ids, depth, [solos[k][0] for k in range(count)], [ids == k + 1 for k in range(count)],
-                       [solos[k][1] for k in range(count)])
+    boxes = {k: box for k, (box, _, _) in solos.items()}
+    visible = {k: ids[row0:row1, col0:col1] == k + 1 for k, (row0, row1, col0, col1) in boxes.items()}
+    return ViewObjects(ids, depth, boxes, {k: solo[1] for k, solo in solos.items()}, visible,
+                       {k: solo[2] for k, solo in solos.items()})
 
 
 def occlusion_graph(view: ViewObjects, keys: list[int]) -> list[dict]:
     """For each pair of objects whose amodal masks overlap: the one nearer the camera at most of
     the shared pixels is in front."""
     edges = []
-    # Row and column spans of each mask: pairs whose boxes do not meet share no pixel.
-    spans = [(np.flatnonzero(m.any(1))[[0, -1]], np.flatnonzero(m.any(0))[[0, -1]]) if m.any() else None
-             for m in view.amodal]
-    for a in range(len(keys)):
-        for b in range(a + 1, len(keys)):
-            if spans[a] is None or spans[b] is None or any(
-                    sa[1] < sb[0] or sb[1] < sa[0] for sa, sb in zip(spans[a], spans[b])):
-                continue
-            shared = view.amodal[a] & view.amodal[b]
+    seen = sorted(view.boxes)
+    for i, a in enumerate(seen):
+        for b in seen[i + 1:]:
+            box_a, box_b = view.boxes[a], view.boxes[b]
+            shared_box = (max(box_a[0], box_b[0]), min(box_a[1], box_b[1]),
+                          max(box_a[2], box_b[2]), min(box_a[3], box_b[3]))
+            if shared_box[0] >= shared_box[1] or shared_box[2] >= shared_box[3]:
+                continue  # screen boxes apart: no pixel shared
+            shared = _sub(view.amodal[a], box_a, shared_box) & _sub(view.amodal[b], box_b, shared_box)
             n = int(shared.sum())
             if n == 0:
                 continue
-            a_front = int((view.own_depth[a][shared] < view.own_depth[b][shared]).sum())
+            a_front = int((_sub(view.own_depth[a], box_a, shared_box)[shared]
+                           < _sub(view.own_depth[b], box_b, shared_box)[shared]).sum())
             front, back = (a, b) if a_front * 2 >= n else (b, a)
             edges.append({"front": keys[front], "back": keys[back], "pixels": n})
     return edges
@@ -232,28 +242,50 @@ class Footprint:
 
     low: object                   # shapely polygon, or None
     high: object
+    bounds: tuple = (None, None)  # each part's (x0, y0, x1, y1): most pairs are told apart by these
 
     @staticmethod
     def of(mesh: trimesh.Trimesh, pose: np.ndarray) -> "Footprint":
-        bands = []
-        for chosen in (mesh.vertices[:, 2] < LOW_BAND, mesh.vertices[:, 2] >= LOW_BAND):
-            if not chosen.any():
+        bands, bounds = [], []
+        for extent in _band_extents(mesh):
+            if extent is None:
                 bands.append(None)
+                bounds.append(None)
                 continue
-            (x0, y0), (x1, y1) = mesh.vertices[chosen, :2].min(0), mesh.vertices[chosen, :2].max(0)
+            x0, y0, x1, y1 = extent
             corners = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)]) @ pose[:2, :2].T + pose[:2, 3]
             bands.append(Polygon(corners))
-        return Footprint(*bands)
+            bounds.append((*corners.min(0), *corners.max(0)))
+        return Footprint(*bands, tuple(bounds))
 
     def clear_of(self, other: "Footprint", gap: float) -> bool:
-        return all(a is None or b is None or a.distance(b) > gap
-                   for a, b in ((self.low, other.low), (self.high, other.high)))
+        for a, b, box_a, box_b in zip((self.low, self.high), (other.low, other.high), self.bounds, other.bounds):
+            if a is None or b is None or max(box_a[0] - box_b[2], box_b[0] - box_a[2],
+                                             box_a[1] - box_b[3], box_b[1] - box_a[3]) > gap:
+                continue  # apart by more than gap along x or y, hence apart
+            if a.distance(b) <= gap:
+                return False
+        return True
 
     def within(self, y_min: float, y_max: float) -> bool:
         """Whether every part lies between the two lines y = y_min and y = y_max (|y| for the
         sides of the street are handled by the caller)."""
         return all(part is None or (y_min <= part.bounds[1] and part.bounds[3] <= y_max)
                    for part in (self.low, self.high))
+
+
+def _band_extents(mesh: trimesh.Trimesh) -> tuple:
+    """The mesh's (x0, y0, x1, y1) extents below and above LOW_BAND (None for a band it does not
+    reach), kept in its trimesh cache (emptied when the geometry changes): a street places each
+    of its reused models many times."""
+    key = "ovbench_band_extents"
+    if key not in mesh._cache:
+        extents = []
+        for chosen in (mesh.vertices[:, 2] < LOW_BAND, mesh.vertices[:, 2] >= LOW_BAND):
+            points = mesh.vertices[chosen, :2]
+            extents.append((*points.min(0), *points.max(0)) if len(points) else None)
+        mesh._cache[key] = tuple(extents)
+    return mesh._cache[key]
 
 
 def _pose(x: float, y: float, z: float, yaw: float) -> np.ndarray:
@@ -301,14 +333,23 @@ def street_layout(config: DyceConfig, split: "DyceSplit", rng) -> tuple[list[Pla
     half, road = plan.half_road, plan.half_road - plan.parking_width
     placed: list[Placed] = []
     prints: list[Footprint] = []
+    # Per band, the placed parts' bounds (NaN for a band one lacks): a placement is checked
+    # against the few objects whose bounds come within the gap, not against every one.
+    bounds = np.full((2, count, 4), np.nan)
 
     def put(item: tuple, pose: np.ndarray, band: tuple | None, gap: float) -> bool:
         mesh = item[0]
         footprint = Footprint.of(mesh, pose)
         if band is not None and not footprint.within(*band):
             return False
-        if not all(footprint.clear_of(other, gap) for other in prints):
+        near = np.zeros(len(prints), bool)
+        for others, box in zip(bounds[:, :len(prints)], footprint.bounds):
+            if box is not None:
+                near |= np.max([others[:, 0] - box[2], box[0] - others[:, 2],
+                                others[:, 1] - box[3], box[1] - others[:, 3]], axis=0) <= gap
+        if not all(footprint.clear_of(prints[j], gap) for j in np.flatnonzero(near)):
             return False
+        bounds[:, len(prints)] = [(np.nan,) * 4 if box is None else box for box in footprint.bounds]
         placed.append(Placed(mesh, pose, item[1], item[2], item[3],
                              float(np.linalg.norm(mesh.extents[:2]) / 2)))
         prints.append(footprint)
@@ -417,30 +458,32 @@ def _annotate(view: ViewObjects, placed: list[Placed], image_id: int, min_visibl
     """Records for one view: annotations of objects visible enough, and the others as occluders."""
     base = image_id * dataset.OBJECT_STRIDE
     keys = [base + k for k in range(len(placed))]
-    mean_depth = [float(view.own_depth[k][view.amodal[k]].mean()) if view.amodal[k].any() else math.inf
-                  for k in range(len(placed))]
-    annotated = [k for k in range(len(placed)) if view.visible[k].sum() >= min_visible]
+    seen = [k for k in sorted(view.boxes) if view.amodal[k].any()]  # the others are out of view
+    mean_depth = {k: float(view.own_depth[k][view.amodal[k]].mean()) for k in seen}
+    annotated = [k for k in seen if view.visible[k].sum() >= min_visible]
     ranks = {k: r for r, k in enumerate(sorted(annotated, key=lambda k: mean_depth[k]), start=1)}
+    invisible = {k: view.amodal[k] & ~view.visible[k] for k in annotated}
+    crops = [(view.boxes[k], view.amodal[k]) for k in seen]
+    crops += [(view.boxes[k], mask[k]) for k in annotated for mask in (view.visible, invisible)]
+    rles = iter(masks_lib.encode_crops(crops, view.instances.shape))
+    segmentation = {k: next(rles) for k in seen}
     annotations, occluders = [], []
-    for k, obj in enumerate(placed):
-        amodal, visible = view.amodal[k], view.visible[k]
-        if not amodal.any():
-            continue  # out of view
-        invisible = amodal & ~visible
-        front = view.instances[invisible]
-        hiders = [{"id": keys[j - 1], "pixels": int((front == j).sum())} for j in np.unique(front) if j > 0]
+    for k in seen:
+        obj, box, amodal = placed[k], view.boxes[k], view.amodal[k]
+        area = int(amodal.sum())
         record = {"id": keys[k], "image_id": image_id, "category": obj.category,
-                  "segmentation": masks_lib.encode(amodal), "bbox": masks_lib.bbox(amodal),
-                  "area": int(amodal.sum())}
+                  "segmentation": segmentation[k], "bbox": masks_lib.bbox_in(amodal, box), "area": area}
         if k not in ranks:
             occluders.append({**record, "order": None, "source": obj.source})
             continue
-        area, visible_rle = int(amodal.sum()), masks_lib.encode(visible)
+        visible, visible_rle, invisible_rle = view.visible[k], next(rles), next(rles)
+        front = view.instances[box[0]:box[1], box[2]:box[3]][invisible[k]]
+        hiders = [{"id": keys[j - 1], "pixels": int((front == j).sum())} for j in np.unique(front) if j > 0]
         annotations.append({
             **{key: record[key] for key in ("id", "image_id", "segmentation", "bbox", "area")},
             "category_id": CATEGORIES.index(obj.category) + 1, "iscrowd": 0,
-            "inmodal_seg": visible_rle, "inmodal_bbox": masks_lib.bbox(visible),
-            "visible_mask": visible_rle, "invisible_mask": masks_lib.encode(invisible),
+            "inmodal_seg": visible_rle, "inmodal_bbox": masks_lib.bbox_in(visible, box),
+            "visible_mask": visible_rle, "invisible_mask": invisible_rle,
             "occlude_rate": 1.0 - int(visible.sum()) / area, "occluders": hiders,
             "depth": round(mean_depth[k], 4), "order": ranks[k], "model_id": obj.model_id,
             "source": obj.source,
@@ -483,13 +526,14 @@ def _make_scene(task: tuple) -> tuple[int, dict]:
         appearance = {}
         alone = renderer.rgb_solos(cameras[v], [k for k in annotated if (view.amodal[k] & ~view.visible[k]).any()])
         for k in annotated:
-            rgba = np.zeros((config.size, config.size, 4), np.uint8)
-            if k in alone:  # hidden pixels: the object's own pass
-                rgba[view.amodal[k], :3] = alone[k][view.amodal[k]]
-            rgba[view.visible[k], :3] = rgb[view.visible[k]]  # visible pixels: the input's own
-            rgba[..., 3] = view.amodal[k] * 255
+            (row0, row1, col0, col1), amodal, visible = view.boxes[k], view.amodal[k], view.visible[k]
+            rgba = np.zeros((row1 - row0, col1 - col0, 4), np.uint8)
+            if k in alone:  # hidden pixels: the object's own pass (cropped to the same screen box)
+                rgba[amodal, :3] = alone[k][1][amodal]
+            rgba[visible, :3] = rgb[row0:row1, col0:col1][visible]  # visible pixels: the input's own
+            rgba[..., 3] = amodal * 255
             name = f"appearance/{image_id:06d}_{keys[k]}.png"
-            dataset.write_png(folder / name, rgba)
+            dataset.write_png(folder / name, masks_lib.paste(rgba, view.boxes[k], rgb.shape[:2]))
             appearance[str(keys[k])] = name
         depth_mm = np.clip(np.round(view.depth * 1000), 0, 65535).astype(np.uint16)
         dataset.write_png(folder / f"depth/{image_id:06d}.png", depth_mm)

@@ -560,24 +560,29 @@ class Renderer:
         """Per object: the pixels its bounding box can touch, (row0, row1, col0, col1) half-open
         with a pixel of margin; the whole image for a box through the near plane; None when
         nothing of it can be seen (behind the camera or outside the frame)."""
+        indices = list(indices)
         view = np.linalg.inv(camera.pose)
         focal_y = 1.0 / np.tan(camera.yfov / 2)
         focal_x = focal_y * self.height / self.width
+        corners = np.array([self._parts[k].corners for k in indices]).reshape(len(indices), 8, 3)
+        points = corners @ view[:3, :3].T + view[:3, 3]  # camera frame, every box at once
+        distance = -points[..., 2]
+        with np.errstate(divide="ignore", invalid="ignore"):  # boxes at or behind the camera: not used
+            cols = self.width / 2 * (1 + focal_x * points[..., 0] / distance)
+            rows = self.height / 2 * (1 - focal_y * points[..., 1] / distance)
+        spans = np.stack([np.floor(rows.min(axis=1)) - 1, np.ceil(rows.max(axis=1)) + 1,
+                          np.floor(cols.min(axis=1)) - 1, np.ceil(cols.max(axis=1)) + 1], axis=1)
+        behind, through = (distance <= camera.znear).all(axis=1), (distance <= camera.znear * 1.01).any(axis=1)
         boxes = {}
-        for k in indices:
-            points = trimesh.transform_points(self._parts[k].corners, view)
-            distance = -points[:, 2]
-            if (distance <= camera.znear).all():
+        for n, k in enumerate(indices):
+            if behind[n]:
                 boxes[k] = None
-                continue
-            if (distance <= camera.znear * 1.01).any():
+            elif through[n]:
                 boxes[k] = (0, self.height, 0, self.width)
-                continue
-            cols = self.width / 2 * (1 + focal_x * points[:, 0] / distance)
-            rows = self.height / 2 * (1 - focal_y * points[:, 1] / distance)
-            box = (max(int(np.floor(rows.min())) - 1, 0), min(int(np.ceil(rows.max())) + 1, self.height),
-                   max(int(np.floor(cols.min())) - 1, 0), min(int(np.ceil(cols.max())) + 1, self.width))
-            boxes[k] = box if box[0] < box[1] and box[2] < box[3] else None
+            else:
+                row0, row1, col0, col1 = spans[n].tolist()
+                box = (max(int(row0), 0), min(int(row1), self.height), max(int(col0), 0), min(int(col1), self.width))
+                boxes[k] = box if box[0] < box[1] and box[2] < box[3] else None
         return boxes
 
     def _apart(self, camera: Camera, indices) -> tuple[list[list[int]], dict]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -516,41 +517,53 @@ def _make_scene(task: tuple) -> tuple[int, dict]:
     lighting = replace(street_lighting(rng), shadows=True, sky=SKY_LIGHT)
     renderer.set_scene([SceneObject(p.mesh, p.pose) for p in placed], lighting,
                        background=tuple(horizon / 255.0), scenery=[scenery])
-    made = 0
-    for v in views:
-        image_id = split.first_id + scene * config.views_per_scene + v
-        view = render_view(renderer, len(placed), cameras[v])
-        rgb = renderer.rgb(cameras[v])
-        annotations, occluders, keys, annotated = _annotate(view, placed, image_id, config.min_visible)
-        folder = root / split.name
-        appearance = {}
-        alone = renderer.rgb_solos(cameras[v], [k for k in annotated if (view.amodal[k] & ~view.visible[k]).any()])
-        for k in annotated:
-            (row0, row1, col0, col1), amodal, visible = view.boxes[k], view.amodal[k], view.visible[k]
-            rgba = np.zeros((row1 - row0, col1 - col0, 4), np.uint8)
-            if k in alone:  # hidden pixels: the object's own pass (cropped to the same screen box)
-                rgba[amodal, :3] = alone[k][1][amodal]
-            rgba[visible, :3] = rgb[row0:row1, col0:col1][visible]  # visible pixels: the input's own
-            rgba[..., 3] = amodal * 255
-            name = f"appearance/{image_id:06d}_{keys[k]}.png"
-            dataset.write_png(folder / name, masks_lib.paste(rgba, view.boxes[k], rgb.shape[:2]))
-            appearance[str(keys[k])] = name
-        depth_mm = np.clip(np.round(view.depth * 1000), 0, 65535).astype(np.uint16)
-        dataset.write_png(folder / f"depth/{image_id:06d}.png", depth_mm)
-        dataset.write_png(folder / f"instances/{image_id:06d}.png", view.instances.astype(np.uint16))
-        dataset.write_png(folder / f"images/{image_id:06d}.png", rgb)
-        graph = occlusion_graph(view, keys)
-        record = {
-            "id": image_id, "file_name": f"images/{image_id:06d}.png", "width": config.size,
-            "height": config.size, "appearance": appearance,
-            "depth_file": f"depth/{image_id:06d}.png", "instances_file": f"instances/{image_id:06d}.png",
-            "objects": keys, "occlusion_graph": graph,
-            "depth_order": [a["id"] for a in sorted(annotations, key=lambda a: a["order"])],
-            "scene": f"{split.name}-{scene}",
-        }
-        writer.write_item(root, writer.Item(split.name, record, annotations, {"occluders": occluders}))
-        made += 1
-    return made, doubts
+    # PNG encoding (zlib releases the GIL) and writing run on a thread while the next view renders.
+    with ThreadPoolExecutor(max_workers=1) as encoder:
+        writes = [encoder.submit(_write_view, root, *_view_outputs(
+            renderer, placed, cameras[v], config, split, scene, split.first_id + scene * config.views_per_scene + v,
+            root / split.name)) for v in views]
+        for write in writes:
+            write.result()  # a failed write fails the task
+    return len(writes), doubts
+
+
+def _view_outputs(renderer, placed: list[Placed], camera: Camera, config: DyceConfig, split: DyceSplit,
+                  scene: int, image_id: int, folder: Path) -> tuple[list, writer.Item]:
+    """One view's PNGs, as (path, pixels), and its record."""
+    view = render_view(renderer, len(placed), camera)
+    rgb = renderer.rgb(camera)
+    annotations, occluders, keys, annotated = _annotate(view, placed, image_id, config.min_visible)
+    pngs, appearance = [], {}
+    alone = renderer.rgb_solos(camera, [k for k in annotated if (view.amodal[k] & ~view.visible[k]).any()])
+    for k in annotated:
+        (row0, row1, col0, col1), amodal, visible = view.boxes[k], view.amodal[k], view.visible[k]
+        rgba = np.zeros((row1 - row0, col1 - col0, 4), np.uint8)
+        if k in alone:  # hidden pixels: the object's own pass (cropped to the same screen box)
+            rgba[amodal, :3] = alone[k][1][amodal]
+        rgba[visible, :3] = rgb[row0:row1, col0:col1][visible]  # visible pixels: the input's own
+        rgba[..., 3] = amodal * 255
+        name = f"appearance/{image_id:06d}_{keys[k]}.png"
+        pngs.append((folder / name, masks_lib.paste(rgba, view.boxes[k], rgb.shape[:2])))
+        appearance[str(keys[k])] = name
+    depth_mm = np.clip(np.round(view.depth * 1000), 0, 65535).astype(np.uint16)
+    pngs += [(folder / f"depth/{image_id:06d}.png", depth_mm),
+             (folder / f"instances/{image_id:06d}.png", view.instances.astype(np.uint16)),
+             (folder / f"images/{image_id:06d}.png", rgb)]
+    record = {
+        "id": image_id, "file_name": f"images/{image_id:06d}.png", "width": config.size,
+        "height": config.size, "appearance": appearance,
+        "depth_file": f"depth/{image_id:06d}.png", "instances_file": f"instances/{image_id:06d}.png",
+        "objects": keys, "occlusion_graph": occlusion_graph(view, keys),
+        "depth_order": [a["id"] for a in sorted(annotations, key=lambda a: a["order"])],
+        "scene": f"{split.name}-{scene}",
+    }
+    return pngs, writer.Item(split.name, record, annotations, {"occluders": occluders})
+
+
+def _write_view(root: Path, pngs: list, item: writer.Item) -> None:
+    for path, pixels in pngs:
+        dataset.write_png(path, pixels)
+    writer.write_item(root, item)  # last: the record marks the image done
 
 
 def _plan_splits(config: DyceConfig) -> tuple[list[DyceSplit], SourceListing]:

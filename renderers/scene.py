@@ -80,7 +80,10 @@ def _has_visible_back_faces(mesh: trimesh.Trimesh) -> bool:
     """Whether a camera outside the mesh can see one of its back faces first. Not for a closed
     surface wound outward in every piece: a ray enters each piece through a front face. Kept in
     the mesh's trimesh cache, which trimesh empties when the geometry changes (scenes reuse the
-    same vehicle models)."""
+    same vehicle models). A mesh built so (metadata closed_outward: ovbench's procedural vehicles,
+    figures and street sets) is taken at its word; tests check the builders."""
+    if mesh.metadata.get("closed_outward", False):
+        return False
     key = "ovbench_visible_back_faces"
     if key not in mesh._cache:
         mesh._cache[key] = _find_visible_back_faces(mesh)

@@ -54,6 +54,29 @@ def test_at_least_ten_vehicle_families_of_distinct_shapes():
     assert len({tuple(extents) for extents in shapes.values()}) == len(VEHICLE_TYPES)
 
 
+def closed_meshes_claimed():
+    from ovbench.assets.occluders import BUILDERS, build_occluder, street, street_plan, street_scenery
+
+    for k, kind in enumerate(VEHICLE_TYPES):
+        yield f"vehicle {kind}", build_vehicle(kind, np.random.default_rng(k))
+    for kind in BUILDERS:
+        for seed in range(4):
+            yield f"{kind} {seed}", build_occluder(kind, np.random.default_rng(seed))
+    rng = np.random.default_rng(0)
+    yield "street scenery", street_scenery(street_plan(rng, 30.0), rng)
+    yield "ovd street", street(rng, 0.3, np.array([6.0, 4.0]), 3.0)
+
+
+def test_built_in_meshes_are_closed_and_wound_outward_as_they_claim():
+    """The renderer culls back faces of meshes that say they are closed and wound outward
+    (metadata closed_outward) without checking: every piece here is watertight, consistently
+    wound and of positive volume, by trimesh."""
+    for name, mesh in closed_meshes_claimed():
+        assert mesh.metadata.get("closed_outward"), name
+        for piece in mesh.split(only_watertight=False):
+            assert piece.is_watertight and piece.is_winding_consistent and piece.volume > 0, name
+
+
 def test_procedural_vehicles_are_seeded():
     a = build_vehicle("sedan", np.random.default_rng(7))
     b = build_vehicle("sedan", np.random.default_rng(7))

@@ -191,7 +191,9 @@ BUILDERS = {"person": person, "pole": pole, "sign": sign, "box": crate, "bin": b
 
 
 def build_occluder(kind: str, rng: np.random.Generator) -> trimesh.Trimesh:
-    return BUILDERS[kind](rng)
+    mesh = BUILDERS[kind](rng)
+    mesh.metadata["closed_outward"] = True  # closed solids: the renderer culls back faces unchecked
+    return mesh
 
 
 def street(rng: np.random.Generator, road_angle: float, camera_xy: np.ndarray,
@@ -221,6 +223,7 @@ def street(rng: np.random.Generator, road_angle: float, camera_xy: np.ndarray,
         colours.append(rng.uniform(90, 220, 3) * rng.uniform(0.8, 1.0))
     mesh = _boxes(np.array(extents), np.array(centres, dtype=float), np.array(colours, dtype=float))
     mesh.apply_transform(rotation)
+    mesh.metadata["closed_outward"] = True  # boxes: the renderer culls back faces unchecked
     return mesh
 
 
@@ -322,4 +325,6 @@ def street_scenery(plan: StreetPlan, rng: np.random.Generator) -> trimesh.Trimes
         height = rng.uniform(10, 24)
         boxes.append(((9.0, span, height), (end * (reach + 4.5), 0, height / 2), _pick(FACADES, rng)))
     extents, centres, colours = (np.array(v, dtype=float) for v in zip(*boxes))
-    return _boxes(extents, centres, colours)
+    mesh = _boxes(extents, centres, colours)
+    mesh.metadata["closed_outward"] = True  # boxes: the renderer culls back faces unchecked
+    return mesh

@@ -172,8 +172,10 @@ def _textured(parts: list[tuple[tuple, str]], finishes: dict[str, Finish]) -> tr
     vertices = vertices + (-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, 0.0)  # centre again
     mesh = trimesh.Trimesh(vertices, faces, process=False,
                            visual=trimesh.visual.TextureVisuals(uv=uv, material=_atlas(finishes)))
-    # Drawn with flat shading: the parts are faceted solids, not smooth surfaces.
+    # Drawn with flat shading: the parts are faceted solids, not smooth surfaces; each a closed
+    # surface wound outward, so the renderer culls back faces without checking.
     mesh.metadata["flat_shading"] = True
+    mesh.metadata["closed_outward"] = True
     return mesh
 
 

@@ -27,9 +27,12 @@ def test_ovd_bench_prints_its_ratios():
 
 
 def test_dyce_bench_prints_objects_a_second():
-    out = run_bench("dyce.py", "--images", 4, "--size", 64, "--views-per-scene", 2)
+    out = run_bench("dyce.py", "--images", "4,6", "--size", 64, "--views-per-scene", 2)
     lines = [line for line in out.splitlines() if "objects/s" in line]
-    assert len(lines) == 2 and "1 worker:" in lines[0] and "2 workers:" in lines[1], out
+    assert len(lines) == 4, out
+    for line, (images, workers) in zip(lines, [(4, "1 worker:"), (4, "2 workers:"), (6, "1 worker:"),
+                                               (6, "2 workers:")]):
+        assert f"{images} images" in line and workers in line, out
 
 
 def test_render_bench_prints_every_pass_for_both_renderers():

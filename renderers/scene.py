@@ -142,14 +142,13 @@ def _material(mesh: trimesh.Trimesh) -> _Material:
                      (found.baseColorTexture, found.metallicRoughnessTexture, found.emissiveTexture))
 
 
-CORNER_FLOATS = 12  # a triangle corner: position 3, normal 3, texture coordinate 2, colour 4
-
-
 @dataclass(frozen=True)
 class _Surface:
-    """A mesh ready to draw, in its own frame: one row of CORNER_FLOATS per triangle corner."""
+    """A mesh ready to draw, in its own frame: a row per triangle corner in each array."""
 
-    corners: np.ndarray
+    positions: np.ndarray     # float32 n×3
+    normals: np.ndarray       # float32 n×3
+    attributes: np.ndarray    # float32 n×6: texture coordinate 2, colour multiplier 4
     material: _Material
     two_sided: bool
 
@@ -167,23 +166,22 @@ def _surface(mesh: trimesh.Trimesh) -> _Surface:
 
 def _make_surface(mesh: trimesh.Trimesh) -> _Surface:
     faces = mesh.faces
-    corners = np.ones((len(faces) * 3, CORNER_FLOATS), np.float32)
-    corners[:, 0:3] = mesh.vertices[faces].reshape(-1, 3)
     # Face colours and faceted solids (metadata flat_shading, e.g. procedural vehicles) are drawn
     # flat; vertex colours and file meshes' textures smooth.
     flat = mesh.visual.kind == "face" or mesh.metadata.get("flat_shading", False)
     normals = np.repeat(mesh.face_normals, 3, axis=0) if flat else mesh.vertex_normals[faces].reshape(-1, 3)
-    corners[:, 3:6] = normals
+    attributes = np.ones((len(faces) * 3, 6), np.float32)
     visual = mesh.visual
     if visual.kind == "texture" and visual.uv is not None and len(visual.uv):
-        corners[:, 6:8] = visual.uv[faces].reshape(-1, 2)
+        attributes[:, 0:2] = visual.uv[faces].reshape(-1, 2)
     else:
-        corners[:, 6:8] = 0.0
+        attributes[:, 0:2] = 0.0
     if visual.kind == "face":
-        corners[:, 8:12] = np.repeat(visual.face_colors, 3, axis=0) / 255.0
+        attributes[:, 2:6] = np.repeat(visual.face_colors, 3, axis=0) / 255.0
     elif visual.kind == "vertex":
-        corners[:, 8:12] = visual.vertex_colors[faces].reshape(-1, 4) / 255.0
-    return _Surface(corners, _material(mesh), _has_visible_back_faces(mesh))
+        attributes[:, 2:6] = visual.vertex_colors[faces].reshape(-1, 4) / 255.0
+    return _Surface(mesh.vertices[faces].reshape(-1, 3).astype(np.float32), normals.astype(np.float32),
+                    attributes, _material(mesh), _has_visible_back_faces(mesh))
 
 
 def _projection(camera: Camera, aspect: float) -> np.ndarray:
@@ -398,34 +396,43 @@ class Renderer:
         gl = gl_context()
         self._lighting, self._background = lighting or Lighting(), tuple(background)
         placed = [(obj, _surface(obj.mesh)) for obj in (*objects, *scenery)]
-        corners = np.empty((sum(len(s.corners) for _, s in placed), CORNER_FLOATS + 1), np.float32)
+        total = sum(len(surface.positions) for _, surface in placed)
+        # One buffer of four blocks (positions, normals, texture coordinates and colours, instance
+        # ids): each part's rows are contiguous in each, so filling them is plain copies.
+        positions, normals = np.empty((total, 3), np.float32), np.empty((total, 3), np.float32)
+        attributes, instances = np.empty((total, 6), np.float32), np.empty(total, np.float32)
         self._parts, first, lows, highs = [], 0, [], []
         for k, (obj, surface) in enumerate(placed):
             pose = np.asarray(obj.pose, dtype=np.float64)
-            rows = corners[first:first + len(surface.corners)]
-            rows[:, 6:CORNER_FLOATS] = surface.corners[:, 6:]
-            # Positions as 3 rows: numpy reduces a long row fast, and a tall narrow column slowly.
-            world = (pose[:3, :3] @ surface.corners[:, 0:3].T + pose[:3, 3:]).astype(np.float32)
-            rows[:, 0:3] = world.T
-            if world.size:
-                lows.append(world.min(axis=1))
-                highs.append(world.max(axis=1))
-            rows[:, 3:6] = surface.corners[:, 3:6] @ np.linalg.inv(pose[:3, :3])
-            rows[:, CORNER_FLOATS] = k + 1 if k < len(objects) else 0
+            rows = slice(first, first + len(surface.positions))
+            positions[rows] = surface.positions @ pose[:3, :3].T + pose[:3, 3]
+            normals[rows] = surface.normals @ np.linalg.inv(pose[:3, :3])
+            attributes[rows] = surface.attributes
+            instances[rows] = k + 1 if k < len(objects) else 0
+            if len(surface.positions):  # by column: numpy reduces a tall narrow array slowly
+                lows.append([positions[rows, axis].min() for axis in range(3)])
+                highs.append([positions[rows, axis].max() for axis in range(3)])
             bounds = obj.mesh.bounds if len(obj.mesh.vertices) else np.zeros((2, 3))
             box = trimesh.transform_points(trimesh.bounds.corners(bounds), pose)
-            self._parts.append(_Part(first, len(surface.corners), surface, np.linalg.det(pose[:3, :3]) < 0, box))
-            first += len(surface.corners)
+            self._parts.append(_Part(first, len(surface.positions), surface, np.linalg.det(pose[:3, :3]) < 0, box))
+            first += len(surface.positions)
         self._count = len(objects)
         self._release()
         vertex_array, vertex_buffer = gl.glGenVertexArrays(1), gl.glGenBuffers(1)
         gl.glBindVertexArray(vertex_array)
         gl.glBindBuffer(gl.GL_ARRAY_BUFFER, vertex_buffer)
-        gl.glBufferData(gl.GL_ARRAY_BUFFER, corners.nbytes, corners, gl.GL_STATIC_DRAW)
-        stride = corners.strides[0]
-        for location, (offset, size) in enumerate(((0, 3), (3, 3), (6, 2), (8, 4), (12, 1))):
+        blocks = (positions, normals, attributes, instances)
+        gl.glBufferData(gl.GL_ARRAY_BUFFER, sum(block.nbytes for block in blocks), None, gl.GL_STATIC_DRAW)
+        offsets = np.cumsum([0] + [block.nbytes for block in blocks])
+        for block, offset in zip(blocks, offsets):
+            if block.nbytes:
+                gl.glBufferSubData(gl.GL_ARRAY_BUFFER, int(offset), block.nbytes, block)
+        # Attribute locations: position, normal, texture coordinate, colour, instance id.
+        for location, (block, start, size) in enumerate(((0, 0, 3), (1, 0, 3), (2, 0, 2), (2, 2, 4), (3, 0, 1))):
+            stride = blocks[block].strides[0]
             gl.glEnableVertexAttribArray(location)
-            gl.glVertexAttribPointer(location, size, gl.GL_FLOAT, gl.GL_FALSE, stride, ctypes.c_void_p(offset * 4))
+            gl.glVertexAttribPointer(location, size, gl.GL_FLOAT, gl.GL_FALSE, stride,
+                                     ctypes.c_void_p(int(offsets[block]) + start * 4))
         self._buffers = (vertex_array, vertex_buffer)
         if lows:
             bounds = np.array([np.min(lows, axis=0), np.max(highs, axis=0)], np.float64)

@@ -121,6 +121,26 @@ def test_layout_loads_with_datasets_byte_identical(layout, small_ovd, small_dyce
             assert row["bbox"] == h5["bbox"][i].tolist() and row["azimuth"] == h5["azimuth"][i]
 
 
+def test_a_dataset_with_indented_annotations_rebuilds_byte_for_byte(small_ovd, tmp_path, cli):
+    """Datasets made before annotations.json was written compact are indented: the rebuild from
+    the Hub's rows writes the layout the manifest's checksums name."""
+    from tqdm import tqdm
+
+    from ovbench.formats.dataset import sha256
+    from ovbench.hub.fetch import _rebuild_folder
+
+    older = Path(shutil.copytree(small_ovd, tmp_path / "suite" / "ovd"))
+    manifest = json.loads((older / "manifest.json").read_text())
+    for split in ("train", "test"):
+        path = older / split / "annotations.json"
+        path.write_text(json.dumps(json.loads(path.read_text()), indent=2, sort_keys=True) + "\n")
+        manifest["files"][f"{split}/annotations.json"] = sha256(path)
+    (older / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    assert cli("publish", tmp_path / "suite", "--repo-id", "org/older", "--to", tmp_path / "repo", "--quiet").code == 0
+    _rebuild_folder(tmp_path / "repo", "ovd", tmp_path / "rebuilt", tqdm(disable=True))
+    assert _identical(filecmp.dircmp(older, tmp_path / "rebuilt"))
+
+
 def test_card_metadata_counts_and_citations(layout, small_ovd):
     text = (layout / "README.md").read_text()
     metadata = yaml.safe_load(text.split("---")[1])

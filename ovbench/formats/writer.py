@@ -143,8 +143,7 @@ def finish_dataset(root: Path, name: str, kind: str, config: dict, categories: l
             "categories": categories, **extra,
         }
         (root / split).mkdir(parents=True, exist_ok=True)
-        # Compact, as COCO's own files are: indented JSON goes through Python's slow encoder.
-        write_json(root / split / "annotations.json", document, indent=None)
+        write_annotations(root / split / "annotations.json", document)
         counts[split] = {"images": len(images), "annotations": len(annotations)}
     files = {path.relative_to(root).as_posix(): sha256(path)
              for path in sorted(root.rglob("*"))
@@ -157,6 +156,16 @@ def finish_dataset(root: Path, name: str, kind: str, config: dict, categories: l
     write_json(root / MANIFEST, manifest)
     shutil.rmtree(root / PARTS)
     return manifest
+
+
+ANNOTATION_INDENTS = (None, 2)  # how ovbench writes annotations.json now, and how it did before
+
+
+def write_annotations(path: Path, document: dict, indent: int | None = ANNOTATION_INDENTS[0]) -> None:
+    """A split's annotations.json: compact, as COCO's own files are (indented JSON goes through
+    Python's slow encoder: seconds for a few thousand images). Datasets made before were
+    indented by 2; the Hub's rebuild writes whichever the manifest's checksum names."""
+    write_json(path, document, indent=indent)
 
 
 def discard_dataset(root: Path) -> None:

@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from ovbench.errors import InputError
 from ovbench.formats import dataset
-from ovbench.formats.fileio import member, write_json
+from ovbench.formats.fileio import member
+from ovbench.formats.writer import ANNOTATION_INDENTS, write_annotations
 from ovbench.hub import PREFIX, client, layout, schema
 
 
@@ -114,7 +115,11 @@ def _rebuild_folder(snapshot: Path, config: str, root: Path, bar: tqdm) -> None:
             bar.update(len(batch))
         document = {**headers[split], "images": images, "annotations": annotations,
                     "occluders": occluders}
-        write_json(root / split / "annotations.json", document)
+        path, expected = root / split / "annotations.json", manifest.get("files", {}).get(f"{split}/annotations.json")
+        for indent in ANNOTATION_INDENTS:  # the layout the manifest's checksum names
+            write_annotations(path, document, indent)
+            if expected is None or dataset.sha256(path) == expected:
+                break
     (root / dataset.MANIFEST).write_text((snapshot / config / dataset.MANIFEST).read_text())
     _check_files(root, manifest)
 

@@ -519,9 +519,11 @@ def _make_scene(task: tuple) -> tuple[int, dict]:
                        background=tuple(horizon / 255.0), scenery=[scenery])
     # PNG encoding (zlib releases the GIL) and writing run on a thread while the next view renders.
     with ThreadPoolExecutor(max_workers=1) as encoder:
-        writes = [encoder.submit(_write_view, root, *_view_outputs(
-            renderer, placed, cameras[v], config, split, scene, split.first_id + scene * config.views_per_scene + v,
-            root / split.name)) for v in views]
+        writes = []
+        for v in views:
+            image_id = split.first_id + scene * config.views_per_scene + v
+            pngs, item = _view_outputs(renderer, placed, cameras[v], config, split, scene, image_id, root / split.name)
+            writes.append(encoder.submit(_write_view, root, pngs, item))
         for write in writes:
             write.result()  # a failed write fails the task
     return len(writes), doubts

@@ -53,6 +53,7 @@ def _boxes(extents: np.ndarray, centres: np.ndarray, colours: np.ndarray) -> tri
     mesh = trimesh.Trimesh(vertices.reshape(-1, 3), faces.reshape(-1, 3), process=False)
     rgba = np.column_stack([np.clip(np.round(colours), 0, 255), np.full(count, 255)]).astype(np.uint8)
     mesh.visual.face_colors = np.repeat(rgba, len(unit.faces), axis=0)
+    mesh.metadata["closed_outward"] = True  # boxes: the renderer culls back faces unchecked
     return mesh
 
 
@@ -223,7 +224,6 @@ def street(rng: np.random.Generator, road_angle: float, camera_xy: np.ndarray,
         colours.append(rng.uniform(90, 220, 3) * rng.uniform(0.8, 1.0))
     mesh = _boxes(np.array(extents), np.array(centres, dtype=float), np.array(colours, dtype=float))
     mesh.apply_transform(rotation)
-    mesh.metadata["closed_outward"] = True  # boxes: the renderer culls back faces unchecked
     return mesh
 
 
@@ -325,6 +325,4 @@ def street_scenery(plan: StreetPlan, rng: np.random.Generator) -> trimesh.Trimes
         height = rng.uniform(10, 24)
         boxes.append(((9.0, span, height), (end * (reach + 4.5), 0, height / 2), _pick(FACADES, rng)))
     extents, centres, colours = (np.array(v, dtype=float) for v in zip(*boxes))
-    mesh = _boxes(extents, centres, colours)
-    mesh.metadata["closed_outward"] = True  # boxes: the renderer culls back faces unchecked
-    return mesh
+    return _boxes(extents, centres, colours)

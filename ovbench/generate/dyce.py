@@ -243,7 +243,7 @@ class Footprint:
 
     low: object                   # shapely polygon, or None
     high: object
-    bounds: tuple = (None, None)  # each part's (x0, y0, x1, y1): most pairs are told apart by these
+    bounds: tuple = (None, None)  # each part's (x0, y0, x1, y1): street_layout tells most pairs apart by these
 
     @staticmethod
     def of(mesh: trimesh.Trimesh, pose: np.ndarray) -> "Footprint":
@@ -260,13 +260,8 @@ class Footprint:
         return Footprint(*bands, tuple(bounds))
 
     def clear_of(self, other: "Footprint", gap: float) -> bool:
-        for a, b, box_a, box_b in zip((self.low, self.high), (other.low, other.high), self.bounds, other.bounds):
-            if a is None or b is None or max(box_a[0] - box_b[2], box_b[0] - box_a[2],
-                                             box_a[1] - box_b[3], box_b[1] - box_a[3]) > gap:
-                continue  # apart by more than gap along x or y, hence apart
-            if a.distance(b) <= gap:
-                return False
-        return True
+        return all(a is None or b is None or a.distance(b) > gap
+                   for a, b in ((self.low, other.low), (self.high, other.high)))
 
     def within(self, y_min: float, y_max: float) -> bool:
         """Whether every part lies between the two lines y = y_min and y = y_max (|y| for the
